@@ -1,0 +1,206 @@
+// Package store holds customs' domain types and the interfaces of the stores
+// that keep them. Implementations live in sub-packages, one per dependency
+// (store/sqlite, store/postgres), and all of them pass the same conformance
+// suite in store/storetest.
+//
+// Errors returned by stores are *apperr.Error values: ENOTFOUND when a thing
+// does not exist, ECONFLICT when it already does or is still in use, EINVALID
+// for a rule the caller broke. Names are compared exactly (case-sensitive);
+// callers validate names before they reach a store.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Project groups repositories: repository "proj/a/b" lives in project "proj".
+type Project struct {
+	ID        int64
+	Name      string
+	Public    bool // anonymous users may pull
+	CreatedAt time.Time
+}
+
+// Repository is a named collection of manifests and tags inside a project.
+type Repository struct {
+	ID        int64
+	ProjectID int64
+	Name      string // full name, "project/path..."
+	CreatedAt time.Time
+}
+
+// Blob is content-addressed data known to the registry, shared by every
+// repository that links it.
+type Blob struct {
+	Digest    digest.Digest
+	Size      int64
+	CreatedAt time.Time
+	// TouchedAt is the last time the blob was uploaded, mounted or linked.
+	// Garbage collection never removes a blob touched after its cutoff.
+	TouchedAt time.Time
+}
+
+// RefKind says what a manifest reference points at.
+type RefKind string
+
+// Reference kinds.
+const (
+	RefBlob     RefKind = "blob"     // a config or layer blob
+	RefManifest RefKind = "manifest" // a child manifest of an index
+)
+
+// Reference is one thing a manifest points at.
+type Reference struct {
+	Digest digest.Digest
+	Kind   RefKind
+	// Required is true when the referenced content must exist in the
+	// repository for the manifest to be accepted (false for non-distributable
+	// layers and for descriptors with external URLs).
+	Required bool
+}
+
+// Manifest is a manifest stored in a repository. Its bytes are a blob (see
+// package blob) addressed by Digest.
+type Manifest struct {
+	Repository string
+	Digest     digest.Digest
+	MediaType  string
+	Size       int64
+	// ArtifactType is the manifest's artifactType, or for an image manifest
+	// without one, its config media type (what the referrers API reports).
+	ArtifactType string
+	// Subject is the digest of the manifest this one refers to, or "".
+	Subject     digest.Digest
+	Annotations map[string]string
+	References  []Reference
+	CreatedAt   time.Time
+}
+
+// Tag points a name in a repository at a manifest.
+type Tag struct {
+	Repository string
+	Name       string
+	Digest     digest.Digest
+	UpdatedAt  time.Time
+}
+
+// User is a person who logs in with a password.
+type User struct {
+	ID           int64
+	Name         string
+	PasswordHash string // encoded hash, see package auth
+	Admin        bool   // system administrator
+	Disabled     bool
+	CreatedAt    time.Time
+}
+
+// Page asks for part of an ordered list: at most N items (0 means no limit)
+// strictly after Last in lexical order ("" starts at the beginning).
+type Page struct {
+	N    int
+	Last string
+}
+
+// ProjectStore keeps projects.
+type ProjectStore interface {
+	// CreateProject stores p and sets its ID and CreatedAt. ECONFLICT if a
+	// project with that name exists.
+	CreateProject(ctx context.Context, p *Project) error
+	// Project returns the named project, or ENOTFOUND.
+	Project(ctx context.Context, name string) (*Project, error)
+	// UpdateProject saves p's mutable fields (Public). ENOTFOUND if missing.
+	UpdateProject(ctx context.Context, p *Project) error
+	// Projects lists projects ordered by name.
+	Projects(ctx context.Context, page Page) ([]Project, error)
+	// DeleteProject removes an empty project. ENOTFOUND if missing,
+	// ECONFLICT if it still holds repositories.
+	DeleteProject(ctx context.Context, name string) error
+}
+
+// UserStore keeps users.
+type UserStore interface {
+	// CreateUser stores u and sets its ID and CreatedAt. ECONFLICT if the
+	// name is taken.
+	CreateUser(ctx context.Context, u *User) error
+	// User returns the named user, or ENOTFOUND.
+	User(ctx context.Context, name string) (*User, error)
+	// UpdateUser saves u's mutable fields (PasswordHash, Admin, Disabled).
+	UpdateUser(ctx context.Context, u *User) error
+	// Users lists users ordered by name.
+	Users(ctx context.Context, page Page) ([]User, error)
+}
+
+// RegistryStore keeps the registry's metadata: repositories, the blobs they
+// link, manifests, tags and what references what.
+type RegistryStore interface {
+	// PutBlob records that blob d of the given size is stored, or touches it
+	// if already recorded. Callers call it before the blob's bytes become
+	// visible (see package blob), so that garbage collection, which deletes
+	// the record before the bytes, can never remove bytes just written.
+	PutBlob(ctx context.Context, d digest.Digest, size int64) error
+	// Blob returns the blob record, or ENOTFOUND.
+	Blob(ctx context.Context, d digest.Digest) (*Blob, error)
+	// LinkBlob makes blob d available in repo, creating the repository if
+	// needed, and touches the blob. ENOTFOUND if the blob or the repository's
+	// project does not exist.
+	LinkBlob(ctx context.Context, repo string, d digest.Digest) error
+	// LinkedBlob returns blob d if it is linked in repo, or ENOTFOUND.
+	LinkedBlob(ctx context.Context, repo string, d digest.Digest) (*Blob, error)
+	// UnlinkBlob removes the link of blob d from repo. ENOTFOUND if absent.
+	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
+	// RepositoriesWithBlob lists up to limit repositories that link d.
+	RepositoriesWithBlob(ctx context.Context, d digest.Digest, limit int) ([]string, error)
+
+	// PutManifest stores m in m.Repository (creating the repository if
+	// needed) and points each of tags at it, atomically. The manifest's own
+	// blob (m.Digest) must have been recorded with PutBlob. Every Required
+	// reference must be linked in the repository (RefBlob) or stored in it
+	// (RefManifest); otherwise nothing is stored and the error is EINVALID
+	// with Detail "MANIFEST_BLOB_UNKNOWN" naming the missing digest.
+	// ENOTFOUND if the project does not exist.
+	PutManifest(ctx context.Context, m *Manifest, tags []string) error
+	// Manifest returns manifest d of repo, or ENOTFOUND.
+	Manifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
+	// Tag returns the tag, or ENOTFOUND.
+	Tag(ctx context.Context, repo, tag string) (*Tag, error)
+	// Tags lists repo's tag names in lexical order. ENOTFOUND if the
+	// repository does not exist.
+	Tags(ctx context.Context, repo string, page Page) ([]string, error)
+	// DeleteTag removes a tag. ENOTFOUND if absent.
+	DeleteTag(ctx context.Context, repo, tag string) error
+	// DeleteManifest removes manifest d and every tag pointing at it from
+	// repo. ENOTFOUND if absent.
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
+	// Referrers lists the manifests in repo whose subject is d, optionally
+	// only those of the given artifactType, ordered by digest.
+	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]Manifest, error)
+	// Repository returns the named repository, or ENOTFOUND.
+	Repository(ctx context.Context, name string) (*Repository, error)
+	// Repositories lists repository names in lexical order; if project is not
+	// "", only that project's.
+	Repositories(ctx context.Context, project string, page Page) ([]string, error)
+
+	// GCCandidates lists up to limit blobs that no manifest references, that
+	// are not themselves a stored manifest, and that were last touched
+	// before cutoff.
+	GCCandidates(ctx context.Context, cutoff time.Time, limit int) ([]digest.Digest, error)
+	// DeleteBlobIfUnused deletes blob d's record and links in one
+	// transaction if d is still a GC candidate for cutoff; before committing
+	// it calls removeBytes, and rolls back if that fails. It reports whether
+	// the blob was deleted.
+	DeleteBlobIfUnused(ctx context.Context, d digest.Digest, cutoff time.Time, removeBytes func() error) (bool, error)
+}
+
+// Store is everything a customs server keeps in its metadata database.
+type Store interface {
+	ProjectStore
+	UserStore
+	RegistryStore
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the database.
+	Close() error
+}
