@@ -13,16 +13,16 @@ import (
 
 // Application error codes.
 const (
-	ENOTFOUND     = "not_found"     // the thing asked for does not exist
-	EINVALID      = "invalid"       // the request is malformed or breaks a rule
-	ECONFLICT     = "conflict"      // the request conflicts with current state
-	EUNAUTHORIZED = "unauthorized"  // no or bad credentials
-	EDENIED       = "denied"        // authenticated, but not allowed
-	ETOOLARGE     = "too_large"     // a body or resource exceeds a limit
-	EUNAVAILABLE  = "unavailable"   // a dependency is temporarily unavailable
-	EINTERNAL     = "internal"      // a bug or an unexpected failure
-	EUNSUPPORTED  = "unsupported"   // the operation or content type is not supported
-	ERANGE        = "range"         // a byte range or offset is not satisfiable
+	ENOTFOUND     = "not_found"    // the thing asked for does not exist
+	EINVALID      = "invalid"      // the request is malformed or breaks a rule
+	ECONFLICT     = "conflict"     // the request conflicts with current state
+	EUNAUTHORIZED = "unauthorized" // no or bad credentials
+	EDENIED       = "denied"       // authenticated, but not allowed
+	ETOOLARGE     = "too_large"    // a body or resource exceeds a limit
+	EUNAVAILABLE  = "unavailable"  // a dependency is temporarily unavailable
+	EINTERNAL     = "internal"     // a bug or an unexpected failure
+	EUNSUPPORTED  = "unsupported"  // the operation or content type is not supported
+	ERANGE        = "range"        // a byte range or offset is not satisfiable
 )
 
 // Error is an application error. Code is one of the E* constants; Message is
