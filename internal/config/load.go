@@ -1,0 +1,224 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix starts every environment variable that overrides a key.
+const EnvPrefix = "CUSTOMS_"
+
+// Load returns the defaults, overridden by the YAML file at path (if path is
+// not empty), then by CUSTOMS_* variables found in environ (KEY=VALUE
+// strings, as os.Environ returns). It does not validate.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config file: %w", err)
+		}
+		if err := decodeYAML(data, &c); err != nil {
+			return c, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	keys := envKeys()
+	for _, kv := range environ {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, EnvPrefix) {
+			continue
+		}
+		key, known := keys[name]
+		if !known {
+			continue // other CUSTOMS_* variables (credentials, admin password) are not config keys
+		}
+		if err := c.Set(key, value); err != nil {
+			return c, fmt.Errorf("environment variable %s: %w", name, err)
+		}
+	}
+	return c, nil
+}
+
+// decodeYAML decodes strictly: an unknown key is an error naming its line.
+func decodeYAML(data []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file (io.EOF) means "all defaults".
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Keys lists every configuration key in dotted form, sorted.
+func Keys() []string {
+	var keys []string
+	walk(reflect.TypeOf(Config{}), "", func(key string, _ []int) { keys = append(keys, key) })
+	sort.Strings(keys)
+	return keys
+}
+
+// EnvName returns the environment variable that overrides key.
+func EnvName(key string) string {
+	var b strings.Builder
+	b.WriteString(EnvPrefix)
+	for i, part := range strings.Split(key, ".") {
+		if i > 0 {
+			b.WriteByte('_')
+		}
+		for j, r := range part {
+			if unicode.IsUpper(r) && j > 0 && !unicode.IsUpper(rune(part[j-1])) {
+				b.WriteByte('_')
+			}
+			b.WriteRune(unicode.ToUpper(r))
+		}
+	}
+	return b.String()
+}
+
+func envKeys() map[string]string {
+	m := map[string]string{}
+	for _, k := range Keys() {
+		m[EnvName(k)] = k
+	}
+	return m
+}
+
+// Set parses value into the field named by the dotted key. Lists are comma
+// separated. An unknown key or an unparsable value is an error naming it.
+func (c *Config) Set(key, value string) error {
+	var index []int
+	walk(reflect.TypeOf(Config{}), "", func(k string, idx []int) {
+		if k == key {
+			index = idx
+		}
+	})
+	if index == nil {
+		return fmt.Errorf("unknown configuration key %q", key)
+	}
+	f := reflect.ValueOf(c).Elem().FieldByIndex(index)
+	if err := setValue(f, value); err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	return nil
+}
+
+var durationType = reflect.TypeOf(Duration(0))
+
+func setValue(f reflect.Value, value string) error {
+	if f.Type() == durationType {
+		d, err := ParseDuration(value)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(value)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean", value)
+		}
+		f.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", value)
+		}
+		f.SetInt(n)
+	case reflect.Slice:
+		var items []string
+		for _, s := range strings.Split(value, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("cannot set a %s from text", f.Kind())
+	}
+	return nil
+}
+
+// walk calls fn for every leaf field of t with its dotted yaml key and field
+// index path.
+func walk(t reflect.Type, prefix string, fn func(key string, index []int)) {
+	walkIndex(t, prefix, nil, fn)
+}
+
+func walkIndex(t reflect.Type, prefix string, index []int, fn func(string, []int)) {
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag := strings.Split(sf.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		idx := append(append([]int(nil), index...), i)
+		if sf.Type.Kind() == reflect.Struct && sf.Type != durationType {
+			walkIndex(sf.Type, key, idx, fn)
+			continue
+		}
+		fn(key, idx)
+	}
+}
+
+// Duration is a time.Duration written as "90s", "15m", "24h" or "7d".
+type Duration time.Duration
+
+// ParseDuration parses Go duration syntax plus a "d" (24h) suffix.
+func ParseDuration(s string) (Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration (like 30s, 15m, 24h, 7d)", s)
+		}
+		return Duration(n * float64(24*time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (like 30s, 15m, 24h, 7d)", s)
+	}
+	return Duration(d), nil
+}
+
+// String formats the duration in Go syntax.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Std returns the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML accepts a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: expected a duration", n.Line)
+	}
+	v, err := ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
