@@ -1,0 +1,225 @@
+// Package api serves customs' JSON API (v1) under /api/v1/. Every error is
+// answered as {"error":{"code":..,"message":..}} with the HTTP status its
+// application error code maps to (see writeError), so clients can rely on
+// both.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/reqlog"
+	"github.com/customs-dev/customs/internal/store"
+)
+
+// Authenticator identifies the caller of a request.
+type Authenticator interface {
+	// Authenticate returns auth.Anonymous for a request without
+	// credentials and an EUNAUTHORIZED error for bad ones.
+	Authenticate(r *http.Request) (auth.Principal, error)
+}
+
+// Store is what the API reads and writes.
+type Store interface {
+	store.ProjectStore
+	Repositories(ctx context.Context, project string, page store.Page) ([]string, error)
+}
+
+// Options configures the API handler.
+type Options struct {
+	Store  Store
+	Auth   Authenticator
+	Logger *slog.Logger
+	// Version is reported by /api/v1/system/info.
+	Version string
+}
+
+// maxBody caps JSON request bodies.
+const maxBody = 1 << 20
+
+type handler struct {
+	opts Options
+}
+
+// New returns the API handler, to be mounted at /api/.
+func New(opts Options) http.Handler {
+	h := &handler{opts: opts}
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/system/info", h.wrap(h.systemInfo))
+	mux.Handle("GET /api/v1/projects", h.wrap(h.listProjects))
+	mux.Handle("POST /api/v1/projects", h.wrap(h.createProject))
+	mux.Handle("GET /api/v1/projects/{name}", h.wrap(h.getProject))
+	mux.Handle("PATCH /api/v1/projects/{name}", h.wrap(h.updateProject))
+	mux.Handle("DELETE /api/v1/projects/{name}", h.wrap(h.deleteProject))
+	mux.Handle("GET /api/v1/projects/{name}/repositories", h.wrap(h.listRepositories))
+	mux.Handle("/api/", h.wrap(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+		return apperr.Errorf(apperr.ENOTFOUND, "no API endpoint %s %s", r.Method, r.URL.Path)
+	}))
+	return mux
+}
+
+type apiFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+
+// wrap authenticates the request and writes any returned error.
+func (h *handler) wrap(fn apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := h.opts.Auth.Authenticate(r)
+		if err == nil {
+			err = fn(w, r, p)
+		}
+		if err != nil {
+			h.writeError(w, r, err)
+		}
+	})
+}
+
+// status maps an application error code to its HTTP status: the one place
+// the API does so.
+func status(code string) int {
+	switch code {
+	case apperr.ENOTFOUND:
+		return http.StatusNotFound
+	case apperr.EINVALID:
+		return http.StatusBadRequest
+	case apperr.ECONFLICT:
+		return http.StatusConflict
+	case apperr.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case apperr.EDENIED:
+		return http.StatusForbidden
+	case apperr.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case apperr.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	case apperr.EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType
+	case apperr.ERANGE:
+		return http.StatusRequestedRangeNotSatisfiable
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the JSON shape of every API error.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := apperr.Code(err)
+	if code == apperr.EINTERNAL {
+		reqlog.From(r.Context(), h.opts.Logger).Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if code == apperr.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Basic realm="customs"`)
+	}
+	var body ErrorBody
+	body.Error.Code = code
+	body.Error.Message = apperr.Message(err)
+	writeJSON(w, status(code), body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// decode reads a JSON body strictly into v.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return apperr.Errorf(apperr.EINVALID, "request body is empty; expected JSON")
+		case errors.As(err, &se):
+			return apperr.Errorf(apperr.EINVALID, "request body is not valid JSON at offset %d", se.Offset)
+		case errors.As(err, &te):
+			return apperr.Errorf(apperr.EINVALID, "field %q must be a %s", te.Field, te.Type)
+		}
+		return apperr.Errorf(apperr.EINVALID, "invalid request body: %v", err)
+	}
+	return nil
+}
+
+// requireUser refuses anonymous callers.
+func requireUser(p auth.Principal) error {
+	if p.Kind == auth.KindAnonymous {
+		return apperr.Errorf(apperr.EUNAUTHORIZED, "authentication required")
+	}
+	return nil
+}
+
+// requireAdmin refuses callers who are not system administrators.
+func requireAdmin(p auth.Principal) error {
+	if err := requireUser(p); err != nil {
+		return err
+	}
+	if !p.Admin {
+		return apperr.Errorf(apperr.EDENIED, "only system administrators may do this")
+	}
+	return nil
+}
+
+// page reads n and last query parameters.
+func page(r *http.Request) (store.Page, error) {
+	var pg store.Page
+	if s := r.URL.Query().Get("n"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return pg, apperr.Errorf(apperr.EINVALID, "query parameter n must be a non-negative integer")
+		}
+		pg.N = n
+	}
+	pg.Last = r.URL.Query().Get("last")
+	return pg, nil
+}
+
+func (h *handler) systemInfo(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	writeJSON(w, http.StatusOK, map[string]string{"version": h.opts.Version})
+	return nil
+}
+
+// Project is the API representation of a project.
+type Project struct {
+	Name      string    `json:"name"`
+	Public    bool      `json:"public"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+func toProject(p store.Project) Project {
+	return Project{Name: p.Name, Public: p.Public, CreatedAt: p.CreatedAt}
+}
+
+// projectName is one repository path component (distribution-spec grammar).
+var projectName = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
+
+// ValidateProjectName returns an EINVALID error explaining the naming rule
+// when name is not a valid project name.
+func ValidateProjectName(name string) error {
+	if len(name) == 0 || len(name) > 128 || !projectName.MatchString(name) {
+		return apperr.Errorf(apperr.EINVALID,
+			"invalid project name %q: use 1-128 lowercase letters and digits, separated by '.', '_', '__' or '-', starting and ending with a letter or digit", name)
+	}
+	return nil
+}
+
+func reqLogger(r *http.Request, h *handler) *slog.Logger {
+	return reqlog.From(r.Context(), h.opts.Logger)
+}

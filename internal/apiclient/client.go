@@ -1,0 +1,112 @@
+// Package apiclient is a Go client of customs' JSON API, used by the CLI.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/customs-dev/customs/internal/api"
+	"github.com/customs-dev/customs/internal/apperr"
+)
+
+// Client calls one customs server.
+type Client struct {
+	// BaseURL is the server's URL, e.g. "http://localhost:5000".
+	BaseURL string
+	// Username and Password are sent with Basic auth when Username is set.
+	Username, Password string
+	// HTTP is the client used; http.DefaultClient when nil.
+	HTTP *http.Client
+}
+
+// do sends a JSON request and decodes a JSON response into out (if not nil).
+// A non-2xx answer becomes an *apperr.Error carrying the server's code and
+// message.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return apperr.Wrap(err, apperr.EINVALID, fmt.Sprintf("bad server URL %q", c.BaseURL))
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.Username != "" {
+		req.SetBasicAuth(c.Username, c.Password)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return apperr.Wrap(err, apperr.EUNAVAILABLE, fmt.Sprintf("cannot reach customs at %s: %v", c.BaseURL, err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return apperr.Wrap(err, apperr.EUNAVAILABLE, "reading the server's answer failed")
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb api.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+			return apperr.Errorf(eb.Error.Code, "%s", eb.Error.Message)
+		}
+		return apperr.Errorf(apperr.EINTERNAL, "server answered %s", resp.Status)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return apperr.Wrap(err, apperr.EINTERNAL, "the server's answer is not the expected JSON")
+		}
+	}
+	return nil
+}
+
+// CreateProject creates a project.
+func (c *Client) CreateProject(ctx context.Context, name string, public bool) (api.Project, error) {
+	var p api.Project
+	err := c.do(ctx, http.MethodPost, "/api/v1/projects", api.CreateProjectRequest{Name: name, Public: public}, &p)
+	return p, err
+}
+
+// Projects lists the projects the caller may see.
+func (c *Client) Projects(ctx context.Context) ([]api.Project, error) {
+	var out struct {
+		Projects []api.Project `json:"projects"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/projects", nil, &out)
+	return out.Projects, err
+}
+
+// Project returns one project.
+func (c *Client) Project(ctx context.Context, name string) (api.Project, error) {
+	var p api.Project
+	err := c.do(ctx, http.MethodGet, "/api/v1/projects/"+url.PathEscape(name), nil, &p)
+	return p, err
+}
+
+// SetProjectPublic changes a project's visibility.
+func (c *Client) SetProjectPublic(ctx context.Context, name string, public bool) (api.Project, error) {
+	var p api.Project
+	err := c.do(ctx, http.MethodPatch, "/api/v1/projects/"+url.PathEscape(name), api.UpdateProjectRequest{Public: &public}, &p)
+	return p, err
+}
+
+// DeleteProject deletes an empty project.
+func (c *Client) DeleteProject(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/projects/"+url.PathEscape(name), nil, nil)
+}
