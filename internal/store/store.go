@@ -183,6 +183,9 @@ type RegistryStore interface {
 	// "", only that project's.
 	Repositories(ctx context.Context, project string, page Page) ([]string, error)
 
+	// BlobStats returns how many blob records exist and their total size.
+	BlobStats(ctx context.Context) (count, bytes int64, err error)
+
 	// GCCandidates lists up to limit blobs that no manifest references, that
 	// are not themselves a stored manifest, and that were last touched
 	// before cutoff.
