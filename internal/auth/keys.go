@@ -1,0 +1,350 @@
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/customs-dev/customs/internal/apperr"
+)
+
+// KeyStore holds the ES256 (ECDSA P-256) keys tokens are signed and verified
+// with. Implementations are safe for concurrent use.
+type KeyStore interface {
+	// SigningKey returns the key new tokens are signed with.
+	SigningKey() (SigningKey, error)
+	// PublicKey returns the verification key whose id is kid, or an
+	// ENOTFOUND error.
+	PublicKey(kid string) (*ecdsa.PublicKey, error)
+}
+
+// SigningKey is a P-256 private key and its key id (the "kid" header of the
+// tokens it signs).
+type SigningKey struct {
+	ID  string
+	Key *ecdsa.PrivateKey
+}
+
+// KeyID returns the RFC 7638 JWK thumbprint of a P-256 public key, the key id
+// customs uses for its token signing keys.
+func KeyID(pub *ecdsa.PublicKey) (string, error) {
+	if pub == nil || pub.Curve != elliptic.P256() {
+		return "", errors.New("not a P-256 public key")
+	}
+	raw, err := pub.Bytes() // 0x04 || X || Y
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	jwk := `{"crv":"P-256","kty":"EC","x":"` + enc.EncodeToString(raw[1:33]) + `","y":"` + enc.EncodeToString(raw[33:65]) + `"}`
+	sum := sha256.Sum256([]byte(jwk))
+	return enc.EncodeToString(sum[:]), nil
+}
+
+// KeyDirOptions configures a KeyDir.
+type KeyDirOptions struct {
+	// Clock returns the current time; default time.Now.
+	Clock func() time.Time
+	// Logger receives key loading and rotation events; default discards.
+	Logger *slog.Logger
+	// ReloadInterval is the least time between two reloads of the directory
+	// triggered by a token whose key id is unknown; default 10s, negative
+	// disables such reloads.
+	ReloadInterval time.Duration
+}
+
+// KeyDir is a KeyStore kept as PEM files in a directory.
+//
+// Every "*.pem" file holds one P-256 key: a private key ("EC PRIVATE KEY" or
+// PKCS#8 "PRIVATE KEY") or a public key only ("PUBLIC KEY"). All of them
+// verify tokens; the private key whose file name sorts last signs new ones.
+// OpenKeyDir creates the directory (0700) and a first key (0600) when there is
+// none.
+//
+// Rotation: call Rotate (or place a new private key file whose name sorts
+// after the others) and Reload. New tokens are then signed with the new key
+// while tokens signed by older keys keep verifying as long as their files
+// stay. Remove an old key file (or replace it with its public key) only once
+// the longest-lived token it signed has expired: the refresh-token lifetime.
+// With several replicas sharing the directory, a replica that sees a token
+// with an unknown key id reloads the directory (at most once per
+// ReloadInterval), so a rotation done on one replica is picked up by all.
+type KeyDir struct {
+	dir            string
+	clock          func() time.Time
+	logger         *slog.Logger
+	reloadInterval time.Duration
+
+	mu      sync.RWMutex
+	public  map[string]*ecdsa.PublicKey
+	signing SigningKey
+
+	reloadMu   sync.Mutex
+	lastReload time.Time
+}
+
+// OpenKeyDir opens (creating if needed) the key directory dir and loads its
+// keys. A file that is not a P-256 key is an error naming the file.
+func OpenKeyDir(dir string, opts KeyDirOptions) (*KeyDir, error) {
+	k := &KeyDir{dir: dir, clock: opts.Clock, logger: opts.Logger, reloadInterval: opts.ReloadInterval}
+	if k.clock == nil {
+		k.clock = time.Now
+	}
+	if k.logger == nil {
+		k.logger = slog.New(slog.DiscardHandler)
+	}
+	if k.reloadInterval == 0 {
+		k.reloadInterval = 10 * time.Second
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, apperr.Wrap(err, apperr.EINTERNAL, "cannot create key directory")
+	}
+	files, err := k.pemFiles()
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		if _, err := k.generate(); err != nil {
+			return nil, err
+		}
+	}
+	if err := k.Reload(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// SigningKey returns the private key whose file name sorts last.
+func (k *KeyDir) SigningKey() (SigningKey, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.signing, nil
+}
+
+// PublicKey returns the key with id kid. If it is unknown, it reloads the
+// directory (rate-limited by ReloadInterval) and looks again.
+func (k *KeyDir) PublicKey(kid string) (*ecdsa.PublicKey, error) {
+	if pub := k.lookup(kid); pub != nil {
+		return pub, nil
+	}
+	if k.reloadInterval > 0 {
+		k.reloadMu.Lock()
+		due := k.clock().Sub(k.lastReload) >= k.reloadInterval
+		k.reloadMu.Unlock()
+		if due {
+			if err := k.Reload(); err != nil {
+				k.logger.Warn("reloading token keys failed", "dir", k.dir, "err", err)
+			}
+			if pub := k.lookup(kid); pub != nil {
+				return pub, nil
+			}
+		}
+	}
+	return nil, apperr.Errorf(apperr.ENOTFOUND, "unknown token signing key")
+}
+
+func (k *KeyDir) lookup(kid string) *ecdsa.PublicKey {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.public[kid]
+}
+
+// Reload re-reads the directory. On error the keys loaded before stay in use.
+func (k *KeyDir) Reload() error {
+	k.reloadMu.Lock()
+	defer k.reloadMu.Unlock()
+	k.lastReload = k.clock()
+
+	files, err := k.pemFiles()
+	if err != nil {
+		return err
+	}
+	public := make(map[string]*ecdsa.PublicKey, len(files))
+	var signing SigningKey
+	for _, name := range files {
+		priv, pub, err := readKeyFile(filepath.Join(k.dir, name))
+		if err != nil {
+			return apperr.Wrap(err, apperr.EINTERNAL, "cannot load token key "+name)
+		}
+		kid, err := KeyID(pub)
+		if err != nil {
+			return apperr.Wrap(err, apperr.EINTERNAL, "cannot load token key "+name)
+		}
+		public[kid] = pub
+		if priv != nil {
+			if fi, err := os.Stat(filepath.Join(k.dir, name)); err == nil && fi.Mode().Perm()&0o077 != 0 {
+				k.logger.Warn("token private key is readable by others: chmod 600", "file", filepath.Join(k.dir, name))
+			}
+			signing = SigningKey{ID: kid, Key: priv} // files are sorted: the last one wins
+		}
+	}
+	if signing.Key == nil {
+		return apperr.Errorf(apperr.EINTERNAL, "no private key in token key directory %s", k.dir)
+	}
+	k.mu.Lock()
+	changed := k.signing.ID != signing.ID || len(k.public) != len(public)
+	k.public, k.signing = public, signing
+	k.mu.Unlock()
+	if changed {
+		k.logger.Info("token keys loaded", "dir", k.dir, "keys", len(public), "signing_kid", signing.ID)
+	}
+	return nil
+}
+
+// Rotate writes a new private key whose file name sorts after the existing
+// ones, reloads, and returns its key id. It fails if another file still sorts
+// after the new one (the new key would not sign).
+func (k *KeyDir) Rotate() (string, error) {
+	kid, err := k.generate()
+	if err != nil {
+		return "", err
+	}
+	if err := k.Reload(); err != nil {
+		return "", err
+	}
+	if s, _ := k.SigningKey(); s.ID != kid {
+		return "", apperr.Errorf(apperr.ECONFLICT, "new key %s written, but a key file in %s sorts after it and keeps signing", kid, k.dir)
+	}
+	return kid, nil
+}
+
+// pemFiles lists the directory's *.pem regular files in lexical order.
+func (k *KeyDir) pemFiles() ([]string, error) {
+	entries, err := os.ReadDir(k.dir)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.EINTERNAL, "cannot read key directory")
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".pem") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// generate writes a new P-256 private key to key-<UTC time>-<kid prefix>.pem,
+// atomically and with mode 0600, and returns its key id.
+func (k *KeyDir) generate() (string, error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", apperr.Wrap(err, apperr.EINTERNAL, "cannot generate token key")
+	}
+	kid, err := KeyID(&priv.PublicKey)
+	if err != nil {
+		return "", apperr.Wrap(err, apperr.EINTERNAL, "cannot generate token key")
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return "", apperr.Wrap(err, apperr.EINTERNAL, "cannot encode token key")
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	name := fmt.Sprintf("key-%s-%s.pem", k.clock().UTC().Format("20060102T150405.000000000Z"), kid[:8])
+	if err := writeFileAtomic(k.dir, name, data); err != nil {
+		return "", apperr.Wrap(err, apperr.EINTERNAL, "cannot write token key")
+	}
+	k.logger.Info("token signing key created", "file", filepath.Join(k.dir, name), "kid", kid)
+	return kid, nil
+}
+
+// readKeyFile reads one PEM key; priv is nil for a public-key-only file.
+func readKeyFile(path string) (priv *ecdsa.PrivateKey, pub *ecdsa.PublicKey, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, nil, errors.New("no PEM block")
+	}
+	switch block.Type {
+	case "EC PRIVATE KEY":
+		priv, err = x509.ParseECPrivateKey(block.Bytes)
+	case "PRIVATE KEY":
+		var key any
+		if key, err = x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+			var ok bool
+			if priv, ok = key.(*ecdsa.PrivateKey); !ok {
+				err = fmt.Errorf("PKCS#8 key is a %T, want ECDSA P-256", key)
+			}
+		}
+	case "PUBLIC KEY":
+		var key any
+		if key, err = x509.ParsePKIXPublicKey(block.Bytes); err == nil {
+			var ok bool
+			if pub, ok = key.(*ecdsa.PublicKey); !ok {
+				err = fmt.Errorf("public key is a %T, want ECDSA P-256", key)
+			}
+		}
+	default:
+		err = fmt.Errorf("unsupported PEM block %q", block.Type)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if priv != nil {
+		pub = &priv.PublicKey
+	}
+	if pub.Curve != elliptic.P256() {
+		return nil, nil, errors.New("key is not on curve P-256 (ES256)")
+	}
+	return priv, pub, nil
+}
+
+// writeFileAtomic writes data to dir/name with mode 0600 through a temporary
+// file, fsyncing the file and the directory so the key survives a crash
+// whole or not at all.
+func writeFileAtomic(dir, name string, data []byte) (err error) {
+	f, err := os.CreateTemp(dir, ".tmp-key-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	target := filepath.Join(dir, name)
+	if _, statErr := os.Lstat(target); !errors.Is(statErr, fs.ErrNotExist) {
+		return fmt.Errorf("%s already exists", target)
+	}
+	if err = os.Rename(f.Name(), target); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
