@@ -60,8 +60,8 @@ type Options struct {
 	// ExternalURL is the base URL clients reach customs at, e.g.
 	// "https://registry.example.com"; if empty it is derived per request.
 	ExternalURL string
-	// TrustProxy makes the service believe X-Forwarded-Proto, -Host and -For.
-	TrustProxy bool
+	// TrustProxyHeaders makes the service believe X-Forwarded-Proto, -Host and -For.
+	TrustProxyHeaders bool
 	// PasswordParams are the argon2id parameters of new hashes; zero means
 	// DefaultPasswordParams. Older hashes are upgraded at login.
 	PasswordParams PasswordParams
@@ -119,7 +119,7 @@ func NewService(opts Options) (*Service, error) {
 	s := &Service{
 		users: opts.Users, authz: opts.Authorizer, limiter: opts.Limiter,
 		service: opts.Service, tokenTTL: opts.TokenTTL, refreshTTL: opts.RefreshTTL,
-		trustProxy: opts.TrustProxy, params: opts.PasswordParams, credTTL: opts.CredentialCacheTTL,
+		trustProxy: opts.TrustProxyHeaders, params: opts.PasswordParams, credTTL: opts.CredentialCacheTTL,
 		clock: opts.Clock, logger: opts.Logger,
 	}
 	if s.users == nil {

@@ -263,7 +263,7 @@ func TestChallenge(t *testing.T) {
 			r.Header.Set("X-Forwarded-Host", "evil.example")
 			return r
 		}, nil, `Bearer realm="http://reg.local/service/token",service="customs"`},
-		{"forwarded headers trusted", func(o *Options) { o.TrustProxy = true }, func() *http.Request {
+		{"forwarded headers trusted", func(o *Options) { o.TrustProxyHeaders = true }, func() *http.Request {
 			r := httptest.NewRequest("GET", "http://10.0.0.5/v2/", nil)
 			r.Header.Set("X-Forwarded-Proto", "https, http")
 			r.Header.Set("X-Forwarded-Host", "registry.example.com")
