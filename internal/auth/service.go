@@ -195,6 +195,8 @@ func NewService(opts Options) (*Service, error) {
 // service (a token principal granted exactly the token's access), from Basic
 // credentials (a user), or Anonymous without an Authorization header. Bad
 // credentials, an invalid token or an unsupported scheme are EUNAUTHORIZED.
+// A bearer token is not checked against the store again: disabling a user
+// stops their access tokens within TokenTTL, their refresh tokens at once.
 func (s *Service) Authenticate(r *http.Request) (Principal, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
