@@ -1,0 +1,229 @@
+package registry
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/store"
+)
+
+// maxTagParams caps the ?tag= parameters of one manifest PUT.
+const maxTagParams = 100
+
+// serveManifest answers GET, HEAD, PUT and DELETE on
+// /v2/<name>/manifests/<reference>.
+func (h *handler) serveManifest(q *request) error {
+	switch q.r.Method {
+	case http.MethodPut:
+		return h.putManifest(q)
+	case http.MethodDelete:
+		return h.deleteManifest(q)
+	}
+	return h.getManifest(q)
+}
+
+// getManifest sends a manifest's stored bytes exactly, with the media type
+// it was pushed with.
+func (h *handler) getManifest(q *request) error {
+	if err := h.authorize(q, auth.ActionPull); err != nil {
+		return err
+	}
+	ref, err := parseReference(q.rt.Arg)
+	if err != nil {
+		return err
+	}
+	m, err := h.resolve(q, ref)
+	if err != nil {
+		return err
+	}
+	rd, err := h.blobs.Open(q.ctx, m.Digest)
+	if err != nil {
+		if apperr.Code(err) == apperr.ENOTFOUND {
+			q.log.Error("manifest recorded but its bytes are missing", "repo", q.rt.Name, "digest", m.Digest)
+		}
+		return notFoundAs(err, codeManifestUnknown, "manifest %s is not in repository %s", ref, q.rt.Name)
+	}
+	defer rd.Close()
+	hd := q.w.Header()
+	hd.Set("Content-Type", m.MediaType)
+	hd.Set("Docker-Content-Digest", m.Digest.String())
+	hd.Set("Etag", etag(m.Digest))
+	http.ServeContent(q.w, q.r, "", time.Time{}, seekerOf(rd))
+	if q.r.Method == http.MethodGet && h.events != nil {
+		h.events.ManifestPulled(q.ctx, q.p, m)
+	}
+	return nil
+}
+
+// resolve finds the manifest a tag or digest names in q's repository.
+func (h *handler) resolve(q *request, ref reference) (*store.Manifest, error) {
+	d := ref.Digest
+	if ref.Tag != "" {
+		t, err := h.meta.Tag(q.ctx, q.rt.Name, ref.Tag)
+		if err != nil {
+			return nil, notFoundAs(err, codeManifestUnknown, "manifest unknown: no tag %q in repository %s", ref.Tag, q.rt.Name)
+		}
+		d = t.Digest
+	}
+	m, err := h.meta.Manifest(q.ctx, q.rt.Name, d)
+	if err != nil {
+		return nil, notFoundAs(err, codeManifestUnknown, "manifest %s is not in repository %s", ref, q.rt.Name)
+	}
+	return m, nil
+}
+
+// putManifest validates and stores a manifest, then points the tag of the
+// URL and any ?tag= parameters at it.
+func (h *handler) putManifest(q *request) error {
+	if err := h.authorize(q, auth.ActionPush); err != nil {
+		return err
+	}
+	ref, err := parseReference(q.rt.Arg)
+	if err != nil {
+		return err
+	}
+	tags, err := manifestTags(ref, q.r.URL.Query()["tag"])
+	if err != nil {
+		return err
+	}
+	if err := h.requireProject(q); err != nil {
+		return err
+	}
+	body, err := h.readManifest(q)
+	if err != nil {
+		return err
+	}
+	alg := digest.Canonical
+	if ref.Digest != "" {
+		alg = ref.Digest.Algorithm()
+	}
+	d := alg.FromBytes(body)
+	if ref.Digest != "" && d != ref.Digest {
+		return apperr.Errorf(apperr.EINVALID, "the manifest's digest is %s, not %s as the URL says", d, ref.Digest).
+			WithDetail(codeDigestInvalid)
+	}
+	pm, err := parseManifest(body, q.r.Header.Get("Content-Type"), h.allowSparse)
+	if err != nil {
+		return err
+	}
+	m := &store.Manifest{
+		Repository:   q.rt.Name,
+		Digest:       d,
+		MediaType:    pm.MediaType,
+		Size:         int64(len(body)),
+		ArtifactType: pm.ArtifactType,
+		Subject:      pm.Subject,
+		Annotations:  pm.Annotations,
+		References:   pm.References,
+	}
+	if _, err := h.blobs.Put(q.ctx, d, bytes.NewReader(body), func(size int64) error {
+		return h.meta.PutBlob(q.ctx, d, size)
+	}); err != nil {
+		return err
+	}
+	if err := h.meta.PutManifest(q.ctx, m, tags); err != nil {
+		if apperr.Code(err) == apperr.ENOTFOUND {
+			return missingProject(q.rt.Project)
+		}
+		return err
+	}
+	hd := q.w.Header()
+	hd.Set("Location", "/v2/"+q.rt.Name+"/manifests/"+d.String())
+	hd.Set("Docker-Content-Digest", d.String())
+	if m.Subject != "" {
+		hd.Set("OCI-Subject", m.Subject.String())
+	}
+	if len(tags) > 0 {
+		hd.Set("OCI-Tag", strings.Join(tags, ", "))
+	}
+	hd.Set("Content-Length", "0")
+	q.w.WriteHeader(http.StatusCreated)
+	if h.events != nil {
+		h.events.ManifestPushed(q.ctx, q.p, m, tags)
+	}
+	return nil
+}
+
+// manifestTags lists the tags a manifest PUT sets: the URL's tag and the
+// ?tag= parameters, each once.
+func manifestTags(ref reference, params []string) ([]string, error) {
+	if len(params) > maxTagParams {
+		return nil, manifestInvalid("too many tag parameters: %d, at most %d per request", len(params), maxTagParams)
+	}
+	var tags []string
+	if ref.Tag != "" {
+		tags = append(tags, ref.Tag)
+	}
+	for _, t := range params {
+		if !validTag(t) {
+			return nil, manifestInvalid("invalid tag %q: tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}", truncate(t, 160))
+		}
+		dup := false
+		for _, have := range tags {
+			dup = dup || have == t
+		}
+		if !dup {
+			tags = append(tags, t)
+		}
+	}
+	return tags, nil
+}
+
+// readManifest reads a manifest body, refusing more than the size limit.
+func (h *handler) readManifest(q *request) ([]byte, error) {
+	tooLarge := func() error {
+		return apperr.Errorf(apperr.ETOOLARGE, "manifest is larger than the limit of %d bytes", h.maxManifest).
+			WithDetail(codeManifestInvalid)
+	}
+	if q.r.ContentLength > h.maxManifest {
+		return nil, tooLarge()
+	}
+	body := &bodyReader{r: q.r.Body, want: -1}
+	b, err := io.ReadAll(io.LimitReader(body, h.maxManifest+1))
+	if err != nil {
+		return nil, body.explain(err)
+	}
+	if int64(len(b)) > h.maxManifest {
+		return nil, tooLarge()
+	}
+	return b, nil
+}
+
+// deleteManifest deletes a tag (the manifest stays) or a manifest and every
+// tag pointing at it.
+func (h *handler) deleteManifest(q *request) error {
+	if err := h.authorize(q, auth.ActionDelete); err != nil {
+		return err
+	}
+	ref, err := parseReference(q.rt.Arg)
+	if err != nil {
+		return err
+	}
+	d := ref.Digest
+	if ref.Tag != "" {
+		t, err := h.meta.Tag(q.ctx, q.rt.Name, ref.Tag)
+		if err != nil {
+			return notFoundAs(err, codeManifestUnknown, "no tag %q in repository %s", ref.Tag, q.rt.Name)
+		}
+		d = t.Digest
+		err = h.meta.DeleteTag(q.ctx, q.rt.Name, ref.Tag)
+		if err != nil {
+			return notFoundAs(err, codeManifestUnknown, "no tag %q in repository %s", ref.Tag, q.rt.Name)
+		}
+	} else if err := h.meta.DeleteManifest(q.ctx, q.rt.Name, d); err != nil {
+		return notFoundAs(err, codeManifestUnknown, "manifest %s is not in repository %s", d, q.rt.Name)
+	}
+	q.w.Header().Set("Content-Length", "0")
+	q.w.WriteHeader(http.StatusAccepted)
+	if h.events != nil {
+		h.events.ManifestDeleted(q.ctx, q.p, q.rt.Name, d, ref.Tag)
+	}
+	return nil
+}
