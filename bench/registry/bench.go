@@ -220,6 +220,11 @@ func (p *plan) blobRound(ctx context.Context, order int, push, pull *row, specs 
 			}); err != nil {
 				return err
 			}
+			// Fresh tokens for the pull: a long push may have used up most of
+			// their lifetime, and a refresh inside the timed section is noise.
+			if cls, err = clients(ctx, srv, base, min(conc, n), p.cred, blobRepo); err != nil {
+				return err
+			}
 			if err := p.measured(ctx, srv, pull, func(ctx context.Context, w, i int) (int64, error) {
 				return specs[i].size, cls[w].pullBlob(ctx, blobRepo, specs[i], buf[w], false)
 			}); err != nil {

@@ -37,9 +37,44 @@ func newStream(seed uint64, size int64) *stream {
 
 // next advances the wyrand generator by one 64-bit word.
 func (s *stream) next() uint64 {
-	s.state += 0xa0761d6478bd642f
-	hi, lo := bits.Mul64(s.state, s.state^0xe7037ed1a0b428db)
+	s.state += wyP0
+	hi, lo := bits.Mul64(s.state, s.state^wyP1)
 	return hi ^ lo
+}
+
+// wyrand's constants.
+const (
+	wyP0 = 0xa0761d6478bd642f
+	wyP1 = 0xe7037ed1a0b428db
+)
+
+// fill writes whole words of the stream to p, four independent ones per
+// step (wyrand's state advances by a constant, so they can be computed in
+// parallel), and returns how many bytes it wrote: len(p) rounded down to 8.
+func (s *stream) fill(p []byte) int {
+	st := s.state
+	n := 0
+	for ; n+32 <= len(p); n += 32 {
+		s0 := st + wyP0
+		s1 := s0 + wyP0
+		s2 := s1 + wyP0
+		s3 := s2 + wyP0
+		st = s3
+		h0, l0 := bits.Mul64(s0, s0^wyP1)
+		h1, l1 := bits.Mul64(s1, s1^wyP1)
+		h2, l2 := bits.Mul64(s2, s2^wyP1)
+		h3, l3 := bits.Mul64(s3, s3^wyP1)
+		q := p[n : n+32 : n+32]
+		binary.LittleEndian.PutUint64(q[0:8], h0^l0)
+		binary.LittleEndian.PutUint64(q[8:16], h1^l1)
+		binary.LittleEndian.PutUint64(q[16:24], h2^l2)
+		binary.LittleEndian.PutUint64(q[24:32], h3^l3)
+	}
+	s.state = st
+	for ; n+8 <= len(p); n += 8 {
+		binary.LittleEndian.PutUint64(p[n:], s.next())
+	}
+	return n
 }
 
 // Read fills p with the next bytes of the stream; io.EOF after size bytes.
@@ -56,9 +91,7 @@ func (s *stream) Read(p []byte) (int, error) {
 		s.ntail--
 		n++
 	}
-	for ; n+8 <= len(p); n += 8 {
-		binary.LittleEndian.PutUint64(p[n:], s.next())
-	}
+	n += s.fill(p[n:])
 	if n < len(p) {
 		binary.LittleEndian.PutUint64(s.tail[:], s.next())
 		s.ntail = 8
