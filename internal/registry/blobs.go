@@ -1,12 +1,9 @@
 package registry
 
 import (
-	"io"
 	"net/http"
-	"os"
 
 	"github.com/customs-dev/customs/internal/auth"
-	"github.com/customs-dev/customs/internal/blob"
 )
 
 // serveBlob answers GET, HEAD and DELETE on /v2/<name>/blobs/<digest>.
@@ -35,24 +32,11 @@ func (h *handler) serveBlob(q *request) error {
 	hd.Set("Etag", etag(d))
 	// Content never changes under a digest.
 	hd.Set("Cache-Control", "max-age=31536000")
-	http.ServeContent(q.w, q.r, "", rd.ModTime(), seekerOf(rd))
+	// ServeContent copies through an io.LimitedReader; net/http hands it to
+	// sendfile(2) when the reader is a syscall.Conn (an *os.File, or a type
+	// embedding one as blob/fs's Reader does), so bytes skip user space.
+	http.ServeContent(q.w, q.r, "", rd.ModTime(), rd)
 	return nil
-}
-
-// fileBacked is implemented by blob readers backed by an *os.File; serving
-// the file itself lets net/http hand the bytes to the kernel (sendfile).
-type fileBacked interface {
-	File() *os.File
-}
-
-// seekerOf returns the *os.File behind rd when there is one, else rd.
-func seekerOf(rd blob.Reader) io.ReadSeeker {
-	if f, ok := rd.(fileBacked); ok {
-		if file := f.File(); file != nil {
-			return file
-		}
-	}
-	return rd
 }
 
 // deleteBlob unlinks a blob from the repository; the bytes stay until

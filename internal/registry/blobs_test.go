@@ -55,6 +55,7 @@ func TestBlobPull(t *testing.T) {
 	d := e.pushBlob("p/a", content)
 	other := e.pushBlob("p/other", []byte("only in p/other"))
 	missing := digest.FromString("never pushed")
+	public := e.pushBlob("pub/lib", []byte("public bytes"))
 	tests := []struct {
 		name    string
 		method  string
@@ -88,6 +89,7 @@ func TestBlobPull(t *testing.T) {
 		{name: "anonymous on private", method: "GET", path: "/v2/p/a/blobs/" + d.String(), status: 401, code: codeUnauthorized,
 			headers: map[string]string{"WWW-Authenticate": `Basic realm="customs-test",scope="repository:p/a:pull"`}},
 		{name: "denied", method: "GET", path: "/v2/p/a/blobs/" + d.String(), user: "bob", status: 403, code: codeDenied},
+		{name: "anonymous on public", method: "GET", path: "/v2/pub/lib/blobs/" + public.String(), status: 200, body: []byte("public bytes")},
 		{name: "denied before existence", method: "GET", path: "/v2/p/nothing/blobs/" + missing.String(), user: "bob", status: 403, code: codeDenied},
 		{name: "post not allowed", method: "POST", path: "/v2/p/a/blobs/" + d.String(), user: "admin", status: 405, code: codeUnsupported,
 			headers: map[string]string{"Allow": "GET, HEAD, DELETE"}},

@@ -26,27 +26,25 @@ func (h *handler) serveCatalog(q *request) error {
 	if err != nil {
 		return err
 	}
+	// Read the store in batches until one more name than asked for was
+	// found (it tells whether a next page exists) or the list ends.
 	var out []string
-	cursor := pg.Last
-	for pg.N < 0 || len(out) <= pg.N {
-		if pg.N == 0 {
-			break
-		}
+	full := func() bool { return pg.N >= 0 && len(out) > pg.N }
+	for cursor := pg.Last; pg.N != 0 && !full(); {
 		repos, err := h.meta.Repositories(q.ctx, "", store.Page{N: catalogBatch, Last: cursor})
 		if err != nil {
 			return err
 		}
+		if len(repos) == 0 {
+			break
+		}
 		for _, r := range repos {
 			cursor = r
 			if h.guard.Entitled(q.ctx, q.p, r, auth.ActionPull) {
-				out = append(out, r)
-				if pg.N >= 0 && len(out) > pg.N {
+				if out = append(out, r); full() {
 					break
 				}
 			}
-		}
-		if len(repos) < catalogBatch {
-			break
 		}
 	}
 	if pg.N >= 0 && len(out) > pg.N {

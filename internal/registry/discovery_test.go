@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/customs-dev/customs/internal/store"
 )
 
 func TestTagsList(t *testing.T) {
@@ -71,8 +74,17 @@ func TestTagsList(t *testing.T) {
 	}
 }
 
+// smallPages is a store whose Repositories answers at most two names a
+// page, so that the catalog's batching is exercised across pages.
+type smallPages struct{ Metadata }
+
+func (s smallPages) Repositories(ctx context.Context, project string, page store.Page) ([]string, error) {
+	page.N = min(page.N, 2)
+	return s.Metadata.Repositories(ctx, project, page)
+}
+
 func TestCatalog(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(o *Options) { o.Store = smallPages{o.Store} })
 	for _, repo := range []string{"p/a", "p/bob-1", "p/bob-2", "p/z", "pub/lib"} {
 		e.pushBlob(repo, []byte("x"))
 	}

@@ -55,7 +55,7 @@ func (h *handler) getManifest(q *request) error {
 	hd.Set("Content-Type", m.MediaType)
 	hd.Set("Docker-Content-Digest", m.Digest.String())
 	hd.Set("Etag", etag(m.Digest))
-	http.ServeContent(q.w, q.r, "", time.Time{}, seekerOf(rd))
+	http.ServeContent(q.w, q.r, "", time.Time{}, rd)
 	if q.r.Method == http.MethodGet && h.events != nil {
 		h.events.ManifestPulled(q.ctx, q.p, m)
 	}

@@ -86,7 +86,8 @@ type Events interface {
 	// ManifestDeleted is called after manifest d (tag "") or tag of repo
 	// was deleted.
 	ManifestDeleted(ctx context.Context, p auth.Principal, repo string, d digest.Digest, tag string)
-	// ManifestPulled is called after m was sent in answer to a GET.
+	// ManifestPulled is called after a GET of m was answered (200, 206 or
+	// 304: a client revalidating its copy pulls it too); HEADs are not pulls.
 	ManifestPulled(ctx context.Context, p auth.Principal, m *store.Manifest)
 }
 

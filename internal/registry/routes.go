@@ -31,7 +31,7 @@ type route struct {
 	Arg     string
 }
 
-// methods lists the methods each endpoint serves, for 405 responses.
+// routeMethods lists the methods each endpoint serves, for 405 answers.
 var routeMethods = map[routeKind][]string{
 	routeBase:      {http.MethodGet, http.MethodHead},
 	routeCatalog:   {http.MethodGet},

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -377,16 +376,4 @@ func TestMount(t *testing.T) {
 			t.Errorf("challenge %q lacks %s", r.Header.Get("WWW-Authenticate"), want)
 		}
 	})
-}
-
-// rawRequest sends a hand-written request and returns the status line.
-func rawRequest(t *testing.T, addr, request string) string {
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.Write([]byte(request))
-	line, _ := bufio.NewReader(conn).ReadString('\n')
-	return line
 }
