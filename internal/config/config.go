@@ -99,6 +99,10 @@ type Registry struct {
 	// MaxManifestBytes caps a manifest body (the spec asks for at least
 	// 4 MiB).
 	MaxManifestBytes int64 `yaml:"maxManifestBytes"`
+	// AllowSparse accepts image manifests whose layers, and indexes whose
+	// child manifests, are not in the repository (partial mirrors). Off by
+	// default: a manifest naming a missing blob is refused.
+	AllowSparse bool `yaml:"allowSparse"`
 }
 
 // Default returns the embedded defaults: plain HTTP on :5000, data in
