@@ -169,3 +169,41 @@ func TestOpenErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestByteOrderCollation checks that every name and digest column sorts
+// byte-wise whatever the database's locale (the test server's may well be
+// C already, which would hide a missing COLLATE "C" from the suite).
+func TestByteOrderCollation(t *testing.T) {
+	dsn := freshSchema(t, testDSN(t))
+	db, err := postgres.Open(context.Background(), dsn, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	rows, err := raw.Query(`SELECT table_name, column_name, COALESCE(collation_name, '') FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name <> 'schema_migrations' AND data_type = 'text'
+		AND (column_name IN ('name', 'digest', 'subject', 'manifest_digest'))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var table, column, collation string
+		if err := rows.Scan(&table, &column, &collation); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if collation != "C" {
+			t.Errorf("%s.%s has collation %q, want C", table, column, collation)
+		}
+	}
+	if n < 10 {
+		t.Errorf("checked only %d columns", n)
+	}
+}
