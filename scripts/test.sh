@@ -18,6 +18,8 @@ export PATH="$CACHE/bin:$PATH"
 export CUSTOMS_TEST_POSTGRES_DSN="${CUSTOMS_TEST_POSTGRES_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 export CUSTOMS_E2E=1
 export CUSTOMS_TEST_IMAGES="$CACHE/images"
+# The registry package runs the conformance suite against its handler too.
+export CUSTOMS_CONFORMANCE_BIN="$CACHE/bin/conformance"
 
 echo "test: go build ./cmd/customs" >&2
 go build -o bin/customs ./cmd/customs
