@@ -45,6 +45,7 @@ const maxRequestLog = 6000
 // registry.allowSparse.
 func TestConformance(t *testing.T) {
 	t.Parallel()
+	harness.Tool(t, "conformance") // skip (or fail) before starting servers
 	tests := []struct {
 		name   string
 		sparse bool

@@ -15,6 +15,7 @@ import (
 // mounts) and deletes an image with crane.
 func TestCrane(t *testing.T) {
 	t.Parallel()
+	harness.Tool(t, "crane") // skip (or fail) before starting a server
 	src := harness.Image(t, debianImage)
 	srcDigest, srcManifest := layoutManifest(t, src)
 

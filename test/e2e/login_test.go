@@ -44,6 +44,7 @@ func TestLogin(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			harness.Tool(t, tc.name)
 			if r := tc.login(t, harness.NewClient(t), srv.Password); r.Err != nil {
 				t.Errorf("login with the right password failed:\n%s", r)
 			}

@@ -31,6 +31,7 @@ type orasDescriptor struct {
 // filter) and pulls the artifact back.
 func TestOras(t *testing.T) {
 	t.Parallel()
+	harness.Tool(t, "oras") // skip (or fail) before starting a server
 	srv := harness.Start(t)
 	srv.CreateProject(t, "artifacts", false)
 	c := harness.NewClient(t)

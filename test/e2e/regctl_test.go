@@ -13,6 +13,7 @@ import (
 // another project and reads the copy's manifest back.
 func TestRegctl(t *testing.T) {
 	t.Parallel()
+	harness.Tool(t, "regctl") // skip (or fail) before starting a server
 	src := harness.Image(t, debianImage)
 	srcDigest, srcManifest := layoutManifest(t, src)
 

@@ -14,6 +14,7 @@ import (
 // back with skopeo, and requires the round trip to be byte-identical.
 func TestSkopeo(t *testing.T) {
 	t.Parallel()
+	harness.Tool(t, "skopeo") // skip (or fail) before starting a server
 	src := harness.Image(t, debianImage)
 	srcDigest, srcManifest := layoutManifest(t, src)
 
