@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,15 +39,15 @@ func TestOras(t *testing.T) {
 	c.Dir = t.TempDir()
 	ref := srv.Addr + "/artifacts/bundle:v1"
 
+	// files are pushed as the artifact's layers; the others are referrers.
 	files := map[string][]byte{"readme.txt": []byte("customs end-to-end test artifact\n"), "data.bin": make([]byte, 1<<20)}
 	if _, err := rand.Read(files["data.bin"]); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []struct{ name, body string }{
-		{"readme.txt", string(files["readme.txt"])}, {"data.bin", string(files["data.bin"])},
-		{"sig.txt", "not really a signature\n"}, {"sbom.json", `{"packages":[]}`},
-	} {
-		if err := os.WriteFile(filepath.Join(c.Dir, f.name), []byte(f.body), 0o644); err != nil {
+	all := map[string][]byte{"sig.txt": []byte("not really a signature\n"), "sbom.json": []byte(`{"packages":[]}`)}
+	maps.Copy(all, files)
+	for name, body := range all {
+		if err := os.WriteFile(filepath.Join(c.Dir, name), body, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
