@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -48,6 +50,14 @@ type Options struct {
 	Env []string
 	// Args are added after the harness's own `serve` flags.
 	Args []string
+	// HTTPS says the server serves HTTPS (Args hold --tls-generate or
+	// --tls-cert/--tls-key): URL is https://, and the readiness probe and
+	// CreateProject trust CAFile. Only StartCustoms supports it.
+	HTTPS bool
+	// CAFile, with HTTPS, is the CA certificate that verifies the server's
+	// certificate; empty means <DataDir>/tls/ca.crt, where --tls-generate
+	// writes it.
+	CAFile string
 }
 
 // Server is a registry under test running as a child process on a loopback
@@ -62,6 +72,11 @@ type Server struct {
 	Username, Password string
 	// DataDir is the server's data directory.
 	DataDir string
+	// Scheme is "http", or "https" when started with Options.HTTPS.
+	Scheme string
+	// CAFile is the CA certificate that verifies an HTTPS server, "" for
+	// plain HTTP.
+	CAFile string
 
 	cmd     *exec.Cmd
 	logs    *logBuffer
@@ -97,7 +112,13 @@ func StartCustoms(t testing.TB, opts ...Options) *Server {
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", o.DataDir, "--addr-file", addrFile}, o.Args...)
 	env := append(filterEnv(os.Environ(), "CUSTOMS_"), "CUSTOMS_ADMIN_PASSWORD="+o.Password)
 	env = append(env, o.Env...)
-	s := &Server{Kind: KindCustoms, Username: "admin", Password: o.Password, DataDir: o.DataDir}
+	s := &Server{Kind: KindCustoms, Username: "admin", Password: o.Password, DataDir: o.DataDir, Scheme: "http"}
+	if o.HTTPS {
+		s.Scheme, s.CAFile = "https", o.CAFile
+		if s.CAFile == "" {
+			s.CAFile = filepath.Join(o.DataDir, "tls", "ca.crt")
+		}
+	}
 	s.start(t, bin, args, env)
 
 	deadline := time.Now().Add(startTimeout)
@@ -110,8 +131,23 @@ func StartCustoms(t testing.TB, opts ...Options) *Server {
 		}
 		s.checkStarting(t, deadline, "to write --addr-file")
 	}
+	probe := &http.Client{Timeout: 2 * time.Second}
+	if s.Scheme == "https" {
+		// The server writes a generated CA before it listens, so it exists
+		// once the address file does.
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			t.Fatalf("harness: CA of the HTTPS server: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			t.Fatalf("harness: %s holds no PEM certificate", s.CAFile)
+		}
+		probe.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
 	for {
-		if code, err := get("http://" + s.Addr + "/readyz"); err == nil && code == http.StatusOK {
+		if code, err := getWith(probe, s.URL()+"/readyz"); err == nil && code == http.StatusOK {
+			probe.CloseIdleConnections()
 			return s
 		}
 		s.checkStarting(t, deadline, "GET /readyz to answer 200")
@@ -164,7 +200,10 @@ auth:
 	env := append(filterEnv(os.Environ(), "REGISTRY_", "OTEL_"), o.Env...)
 	// The registry exports traces by default; there is nowhere to send them.
 	env = append(env, "OTEL_TRACES_EXPORTER=none")
-	s := &Server{Kind: KindDistribution, Addr: addr, Username: "admin", Password: o.Password, DataDir: o.DataDir}
+	if o.HTTPS {
+		t.Fatal("harness: Options.HTTPS is only supported for customs")
+	}
+	s := &Server{Kind: KindDistribution, Addr: addr, Username: "admin", Password: o.Password, DataDir: o.DataDir, Scheme: "http"}
 	s.start(t, bin, append([]string{"serve", cfgPath}, o.Args...), env)
 	deadline := time.Now().Add(startTimeout)
 	for {
@@ -237,8 +276,13 @@ func (s *Server) checkStarting(t testing.TB, deadline time.Time, what string) {
 	time.Sleep(20 * time.Millisecond)
 }
 
-// URL returns the server's base URL, http://Addr.
-func (s *Server) URL() string { return "http://" + s.Addr }
+// URL returns the server's base URL, Scheme://Addr.
+func (s *Server) URL() string {
+	if s.Scheme == "" {
+		return "http://" + s.Addr
+	}
+	return s.Scheme + "://" + s.Addr
+}
 
 // Logs returns everything the server wrote to stdout and stderr so far.
 func (s *Server) Logs() string { return s.logs.String() }
@@ -305,6 +349,9 @@ func (s *Server) CreateProject(t testing.TB, name string, public bool) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, CustomsBinary(t), args...)
 	cmd.Env = append(filterEnv(os.Environ(), "CUSTOMS_"), "CUSTOMS_USERNAME="+s.Username, "CUSTOMS_PASSWORD="+s.Password)
+	if s.CAFile != "" {
+		cmd.Env = append(filterEnv(cmd.Env, "SSL_CERT_FILE="), "SSL_CERT_FILE="+s.CAFile)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("customs %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -313,7 +360,11 @@ func (s *Server) CreateProject(t testing.TB, name string, public bool) {
 
 // get returns the status code of a GET of url.
 func get(url string) (int, error) {
-	c := &http.Client{Timeout: 2 * time.Second}
+	return getWith(&http.Client{Timeout: 2 * time.Second}, url)
+}
+
+// getWith returns the status code of a GET of url with c.
+func getWith(c *http.Client, url string) (int, error) {
 	resp, err := c.Get(url)
 	if err != nil {
 		return 0, err
