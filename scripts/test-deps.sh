@@ -22,6 +22,9 @@ CACHE="${CUSTOMS_TEST_CACHE:-$HOME/.cache/customs-test}"
 BIN="$CACHE/bin"
 IMAGES="$CACHE/images"
 mkdir -p "$BIN" "$IMAGES"
+# Leftovers of runs that were killed (SIGKILL skips their cleanup); an hour
+# old, so a build running at the same time is left alone.
+find "$BIN" "$IMAGES" -maxdepth 1 -name '.*.*' -type d -mmin +60 -exec rm -rf {} + 2>/dev/null || true
 
 log() { echo "test-deps: $*" >&2; }
 
@@ -141,29 +144,30 @@ debian_image() {
 	if [ -f "$dest/index.json" ] && [ "$(cat "$dest/customs-recipe" 2>/dev/null)" = "$DEBIAN_RECIPE" ]; then
 		return
 	fi
-	local mirror mode tmp
+	local mirror mode
 	mirror="$(debian_mirror)"
 	# As root mmdebstrap needs no user namespaces; otherwise it uses them.
 	mode=unshare
 	if [ "$(id -u)" -eq 0 ]; then mode=root; fi
-	log "building $dest from $mirror (mmdebstrap --mode=$mode, about a minute)"
+	log "building $dest from $mirror (mmdebstrap --mode=$mode, one to three minutes)"
 	# Built in a temp dir next to the cache entry and renamed when complete,
 	# so a killed run never leaves a half-built image behind.
-	tmp="$(mktemp -d "$IMAGES/.debian-bookworm.XXXXXX")"
-	trap 'rm -rf "$tmp"' EXIT
+	# (A global, so the EXIT trap still sees it if a step fails.)
+	image_tmp="$(mktemp -d "$IMAGES/.debian-bookworm.XXXXXX")"
+	trap 'rm -rf "$image_tmp"' EXIT
 	mmdebstrap --quiet --variant=minbase --mode="$mode" --skip=output/dev \
-		bookworm "$tmp/rootfs.tar" "$mirror"
-	(cd "$ROOT" && go build -o "$tmp/ocilayout" ./test/tools/ocilayout)
-	"$tmp/ocilayout" -rootfs "$tmp/rootfs.tar" -out "$tmp/layout" -tag bookworm \
+		bookworm "$image_tmp/rootfs.tar" "$mirror"
+	(cd "$ROOT" && go build -o "$image_tmp/ocilayout" ./test/tools/ocilayout)
+	"$image_tmp/ocilayout" -rootfs "$image_tmp/rootfs.tar" -out "$image_tmp/layout" -tag bookworm \
 		-comment "mmdebstrap --variant=minbase bookworm" >/dev/null
-	echo "$DEBIAN_RECIPE" >"$tmp/layout/customs-recipe"
+	echo "$DEBIAN_RECIPE" >"$image_tmp/layout/customs-recipe"
 	rm -rf "$dest.old"
 	if [ -e "$dest" ]; then mv "$dest" "$dest.old"; fi
-	if ! mv -T "$tmp/layout" "$dest" 2>/dev/null; then
+	if ! mv -T "$image_tmp/layout" "$dest" 2>/dev/null; then
 		# Another run finished the same image first; keep theirs.
 		[ -f "$dest/index.json" ] || { log "could not install $dest"; exit 1; }
 	fi
-	rm -rf "$dest.old" "$tmp"
+	rm -rf "$dest.old" "$image_tmp"
 	trap - EXIT
 }
 
