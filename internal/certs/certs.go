@@ -128,7 +128,7 @@ func TrustInstructions(caFile, hostPort string) string {
 To trust it:
   docker:          sudo mkdir -p /etc/docker/certs.d/%[2]s && sudo cp %[1]s /etc/docker/certs.d/%[2]s/ca.crt
   podman, skopeo:  sudo mkdir -p /etc/containers/certs.d/%[2]s && sudo cp %[1]s /etc/containers/certs.d/%[2]s/ca.crt
-  skopeo (no root): skopeo copy --dest-cert-dir $(dirname %[1]s) ...   (the directory must hold ca.crt)
+  podman, skopeo (no root): mkdir -p ~/.config/containers/certs.d/%[2]s && cp %[1]s ~/.config/containers/certs.d/%[2]s/ca.crt
   crane, oras, regctl (Go clients): SSL_CERT_FILE=%[1]s crane ls %[2]s/PROJECT/REPO
   system-wide:     sudo cp %[1]s /usr/local/share/ca-certificates/customs.crt && sudo update-ca-certificates
 `, caFile, hostPort)
