@@ -34,7 +34,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newServeCmd(), newProjectCmd(), newGCCmd())
+	root.AddCommand(newServeCmd(), newProjectCmd(), newGCCmd(), newConfigCmd())
 	return root
 }
 
