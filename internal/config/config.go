@@ -28,6 +28,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long a graceful shutdown waits for
 	// in-flight requests (uploads) to finish.
 	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+	// ShutdownDelay is how long the server keeps serving after a stop
+	// signal while /readyz already answers 503, so load balancers and
+	// Kubernetes stop sending traffic before connections are refused.
+	ShutdownDelay Duration `yaml:"shutdownDelay"`
 
 	Database Database `yaml:"database"`
 	TLS      TLS      `yaml:"tls"`
@@ -58,6 +62,9 @@ type TLS struct {
 	// Hosts are the DNS names and IPs the generated certificate is valid
 	// for (default: localhost, 127.0.0.1, ::1 and the machine's hostname).
 	Hosts []string `yaml:"hosts"`
+	// ReloadInterval is how often certificate files are checked for
+	// changes (on handshake, at most once per interval).
+	ReloadInterval Duration `yaml:"reloadInterval"`
 }
 
 // Auth configures the token service.
@@ -113,6 +120,7 @@ func Default() Config {
 		DataDir:         "./customs-data",
 		ShutdownTimeout: Duration(60 * time.Second),
 		Database:        Database{Driver: "sqlite"},
+		TLS:             TLS{ReloadInterval: Duration(10 * time.Second)},
 		Auth: Auth{
 			Service:  "customs",
 			Issuer:   "customs",
@@ -149,6 +157,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdownTimeout", "must not be negative")
+	}
+	if c.ShutdownDelay < 0 {
+		bad("shutdownDelay", "must not be negative")
+	}
+	if c.TLS.ReloadInterval < 0 {
+		bad("tls.reloadInterval", "must not be negative")
 	}
 	switch c.Database.Driver {
 	case "sqlite":

@@ -161,7 +161,7 @@ func (s *Server) initAuth(ctx context.Context, adminPassword string) error {
 func (s *Server) initTLS() error {
 	switch {
 	case s.cfg.TLS.CertFile != "":
-		r, err := certs.NewReloader(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, 10*time.Second, func(err error) {
+		r, err := certs.NewReloader(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.TLS.ReloadInterval.Std(), func(err error) {
 			if err != nil {
 				s.logger.Error("reloading TLS certificate failed; keeping the previous one", "err", err)
 			} else {
@@ -290,6 +290,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.setReady(false)
+	if d := s.cfg.ShutdownDelay.Std(); d > 0 && serveErr == nil {
+		s.logger.Info("stopping: /readyz answers 503; still serving while load balancers drain", "delay", d)
+		select {
+		case serveErr = <-errc:
+		case <-time.After(d):
+		}
+	}
 	s.logger.Info("shutting down: finishing in-flight requests", "timeout", s.cfg.ShutdownTimeout.Std())
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Std())
 	defer cancel()
