@@ -91,7 +91,17 @@ func (h *handler) mount(q *request, d digest.Digest, from string) (bool, error) 
 		err := h.guard.Authorize(q.ctx, q.p, repoAccess(from, auth.ActionPull))
 		switch apperr.Code(err) {
 		case "":
-		case apperr.EUNAUTHORIZED, apperr.EDENIED:
+		case apperr.EUNAUTHORIZED:
+			// A bearer token that lacks pull on the source, held by an
+			// identity that may pull it: challenge for both scopes (q.scopes)
+			// so the client fetches a wider token and retries, as
+			// distribution does. Anyone else falls back to an upload, which
+			// reveals nothing about the source repository.
+			if q.p.Token && h.guard.Entitled(q.ctx, q.p, from, auth.ActionPull) {
+				return false, err
+			}
+			return false, nil
+		case apperr.EDENIED:
 			return false, nil
 		default:
 			return false, err
