@@ -69,8 +69,9 @@ type plan struct {
 	workDir      string
 	cred         credentials
 	digests      *digester
-	log          io.Writer // progress lines
-	started      time.Time // start of the run, for progress lines
+	disk         *diskResult // when set, measured before each round of push 1 GiB ×1
+	log          io.Writer   // progress lines
+	started      time.Time   // start of the run, for progress lines
 }
 
 // opsFor returns how many blobs a push row of size at conc moves: enough for
@@ -117,23 +118,32 @@ func (p *plan) serverOrder(group int) []serverSpec {
 	return s
 }
 
-// clients authenticates n workers to srv in parallel over one connection pool.
+// clients authenticates n workers to srv over one connection pool: the first
+// alone, the rest in parallel. Like `docker login` before parallel layer
+// pushes, this lets the server's credential cache answer all but the first,
+// instead of a burst of concurrent password hashes landing in the next row's
+// memory figures.
 func clients(ctx context.Context, srv *server, base *http.Transport, n int, cred credentials, repos ...string) ([]*client, error) {
-	out := make([]*client, n)
+	first, err := newClient(ctx, base, srv.addr, cred, repos...)
+	if err != nil {
+		return nil, err
+	}
+	out := []*client{first}
+	rest := make([]*client, n-1)
 	errs := make(chan error, n)
-	for i := range n {
+	for i := range rest {
 		go func() {
 			var err error
-			out[i], err = newClient(ctx, base, srv.addr, cred, repos...)
+			rest[i], err = newClient(ctx, base, srv.addr, cred, repos...)
 			errs <- err
 		}()
 	}
-	for range n {
+	for range rest {
 		if err := <-errs; err != nil {
 			return nil, err
 		}
 	}
-	return out, nil
+	return append(out, rest...), nil
 }
 
 // measured runs fn while sampling srv's RSS and adds the result to r.
@@ -182,6 +192,14 @@ func (p *plan) runBlobGroup(ctx context.Context, group int, size int64, conc int
 	pull := newRow(rowPull, size, conc, n)
 	rounds := p.roundsFor(size, n)
 	for round := range rounds {
+		if p.disk != nil && size == diskTargetSize && conc == 1 {
+			fmt.Fprintf(p.log, "[%6.1fs] disk baseline: %s sequential write + fsync\n", time.Since(p.started).Seconds(), formatSize(size))
+			d, err := measureDisk(p.workDir, size, 1)
+			if err != nil {
+				return nil, err
+			}
+			p.disk.runs = append(p.disk.runs, d.runs...)
+		}
 		if err := p.blobRound(ctx, group+round, push, pull, specs, warm[0]); err != nil {
 			return nil, err
 		}

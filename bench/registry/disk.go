@@ -17,11 +17,7 @@ type diskResult struct {
 
 // median returns the median MB/s over the runs.
 func (d diskResult) median() float64 {
-	if len(d.runs) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(d.runs))
-	return s[len(s)/2]
+	return median(slices.Clone(d.runs))
 }
 
 // measureDisk writes size bytes sequentially in 1 MiB writes to a new file in

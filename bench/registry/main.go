@@ -48,7 +48,6 @@ type options struct {
 	out          string
 	tolerance    float64
 	disk         string
-	diskRuns     int
 	cacheDir     string
 }
 
@@ -94,8 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the work dir (server logs) after the run")
 	fs.StringVar(&o.out, "out", "", "also write the Markdown report to this file")
 	fs.Float64Var(&o.tolerance, "tolerance", 0.05, "shortfall below the baseline still counted as matching")
-	fs.StringVar(&o.disk, "disk", "auto", "measure the disk baseline: auto (when 1 GiB pushes run), always, never")
-	fs.IntVar(&o.diskRuns, "disk-runs", 3, "disk baseline runs (median reported)")
+	fs.StringVar(&o.disk, "disk", "auto", "disk baseline: auto (before each round of push 1 GiB ×1, if it runs), always (also 3 runs up front otherwise), never")
 	fs.StringVar(&o.cacheDir, "cache-dir", cache, "where generated-blob digests are cached (empty: no cache)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -224,13 +222,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, s := range p.servers {
 		rep.labels = append(rep.labels, s.label)
 	}
-	if o.disk == "always" || (o.disk == "auto" && p.blobs && slices.Contains(p.sizes, diskTargetSize)) {
-		fmt.Fprintf(stderr, "disk baseline: %d × %s sequential write + fsync in %s\n", o.diskRuns, formatSize(diskTargetSize), p.workDir)
-		d, err := measureDisk(p.workDir, diskTargetSize, max(1, o.diskRuns))
-		if err != nil {
-			return err
+	if o.disk != "never" {
+		if p.blobs && slices.Contains(p.sizes, diskTargetSize) && slices.Contains(p.concs, 1) {
+			p.disk = &diskResult{size: diskTargetSize}
+		} else if o.disk == "always" {
+			fmt.Fprintf(stderr, "disk baseline: 3 × %s sequential write + fsync in %s\n", formatSize(diskTargetSize), p.workDir)
+			d, err := measureDisk(p.workDir, diskTargetSize, 3)
+			if err != nil {
+				return err
+			}
+			p.disk = &d
 		}
-		rep.disk = &d
 	}
 	group := 0
 	if p.manifests {
@@ -255,6 +257,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rep.rows = append(append(rep.rows, pushes...), pulls...)
 	}
+	rep.disk = p.disk
 	rep.header = environment(p, o, started)
 	rep.notes = notes(p)
 

@@ -259,12 +259,12 @@ func (r *report) markdown(w io.Writer) {
 	for _, h := range r.header {
 		fmt.Fprintf(w, "- %s\n", h)
 	}
-	if r.disk != nil {
+	if r.disk != nil && len(r.disk.runs) > 0 {
 		runs := make([]string, len(r.disk.runs))
 		for i, v := range r.disk.runs {
 			runs[i] = fmt.Sprintf("%.0f", v)
 		}
-		fmt.Fprintf(w, "- disk baseline: sequential %s write + fsync (dd bs=1M conv=fsync equivalent), median %s (runs: %s MB/s)\n",
+		fmt.Fprintf(w, "- disk baseline: sequential %s write + fsync (what dd bs=1M conv=fsync measures), same filesystem, median %s (runs: %s MB/s)\n",
 			formatSize(r.disk.size), formatRate(r.disk.median(), true), strings.Join(runs, ", "))
 	}
 	fmt.Fprintln(w)

@@ -174,3 +174,13 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 }
+
+func TestMeasureDisk(t *testing.T) {
+	d, err := measureDisk(t.TempDir(), 8<<20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.runs) != 2 || d.median() <= 0 || d.size != 8<<20 {
+		t.Fatalf("got %+v", d)
+	}
+}
