@@ -83,6 +83,16 @@ func (m *memStore) Users(_ context.Context, page store.Page) ([]store.User, erro
 	return out, nil
 }
 
+func (m *memStore) DeleteUser(_ context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.users[name]; !ok {
+		return apperr.Errorf(apperr.ENOTFOUND, "no user %s", name)
+	}
+	delete(m.users, name)
+	return nil
+}
+
 func (m *memStore) CreateProject(_ context.Context, p *store.Project) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -87,14 +87,73 @@ type Tag struct {
 	UpdatedAt  time.Time
 }
 
-// User is a person who logs in with a password.
+// User sources: where a user's identity and password are kept.
+const (
+	SourceLocal = "local" // customs keeps the password hash
+	SourceLDAP  = "ldap"  // a directory checks the password
+	SourceOIDC  = "oidc"  // an OpenID Connect provider authenticates the user
+)
+
+// User is a person who logs in.
 type User struct {
-	ID           int64
-	Name         string
-	PasswordHash string // encoded hash, see package auth
+	ID   int64
+	Name string
+	// Source is SourceLocal, SourceLDAP or SourceOIDC; "" is stored as
+	// SourceLocal.
+	Source string
+	// ExternalID identifies the user at their source (an LDAP DN, an OIDC
+	// "iss sub"); "" for local users.
+	ExternalID   string
+	PasswordHash string // encoded hash, see package auth; "" for external users
 	Admin        bool   // system administrator
 	Disabled     bool
 	CreatedAt    time.Time
+}
+
+// Member kinds: a project member is a user or a group of an external
+// directory (LDAP, OIDC), whose users all get the member's role.
+const (
+	MemberUser  = "user"
+	MemberGroup = "group"
+)
+
+// Member gives a user or a group a role in a project.
+type Member struct {
+	Project string
+	Kind    string // MemberUser or MemberGroup
+	Name    string // user name, or group name as the directory spells it
+	// Role is a role name of package rbac ("developer"); stores keep it as
+	// given.
+	Role      string
+	CreatedAt time.Time
+}
+
+// RobotPermission lets a robot perform Actions (action names of package
+// rbac) in Project, or in every project when Project is "*".
+type RobotPermission struct {
+	Project string   `json:"project"`
+	Actions []string `json:"actions"`
+}
+
+// Robot is a robot account: a non-human identity for CI that authenticates
+// with its name and a generated secret.
+type Robot struct {
+	ID int64
+	// Name is the full login name: "robot$<project>+<name>" for a project
+	// robot, "robot$<name>" for a system robot.
+	Name string
+	// Project is the project a project robot belongs to (and is deleted
+	// with); "" for a system robot.
+	Project     string
+	Description string
+	// SecretHash is the keyed hash of the secret (see package auth).
+	SecretHash  string
+	Permissions []RobotPermission
+	// ExpiresAt is when the robot stops working; zero means never.
+	ExpiresAt time.Time
+	Disabled  bool
+	CreatedBy string
+	CreatedAt time.Time
 }
 
 // Page asks for part of an ordered list: at most N items (0 means no limit)
@@ -115,8 +174,9 @@ type ProjectStore interface {
 	UpdateProject(ctx context.Context, p *Project) error
 	// Projects lists projects ordered by name.
 	Projects(ctx context.Context, page Page) ([]Project, error)
-	// DeleteProject removes an empty project. ENOTFOUND if missing,
-	// ECONFLICT if it still holds repositories.
+	// DeleteProject removes an empty project, with its memberships and
+	// project robots. ENOTFOUND if missing, ECONFLICT if it still holds
+	// repositories.
 	DeleteProject(ctx context.Context, name string) error
 }
 
@@ -127,10 +187,50 @@ type UserStore interface {
 	CreateUser(ctx context.Context, u *User) error
 	// User returns the named user, or ENOTFOUND.
 	User(ctx context.Context, name string) (*User, error)
-	// UpdateUser saves u's mutable fields (PasswordHash, Admin, Disabled).
+	// UpdateUser saves u's mutable fields (PasswordHash, Admin, Disabled,
+	// ExternalID). ENOTFOUND if missing.
 	UpdateUser(ctx context.Context, u *User) error
 	// Users lists users ordered by name.
 	Users(ctx context.Context, page Page) ([]User, error)
+	// DeleteUser removes the named user and their project memberships.
+	// ENOTFOUND if missing.
+	DeleteUser(ctx context.Context, name string) error
+}
+
+// MemberStore keeps project memberships.
+type MemberStore interface {
+	// AddMember stores m and sets its CreatedAt. ENOTFOUND if the project
+	// or (for MemberUser) the user does not exist, ECONFLICT if the user or
+	// group is already a member, EINVALID for an unknown Kind.
+	AddMember(ctx context.Context, m *Member) error
+	// UpdateMember saves m's Role. ENOTFOUND if m is not a member.
+	UpdateMember(ctx context.Context, m *Member) error
+	// DeleteMember removes a membership. ENOTFOUND if absent.
+	DeleteMember(ctx context.Context, project, kind, name string) error
+	// Members lists a project's members: users, then groups, each by name.
+	// ENOTFOUND if the project does not exist.
+	Members(ctx context.Context, project string) ([]Member, error)
+	// MemberRoles returns the role names the user, directly or through one
+	// of groups, holds in each project: project name -> roles (one per
+	// matching membership, in no particular order).
+	MemberRoles(ctx context.Context, user string, groups []string) (map[string][]string, error)
+}
+
+// RobotStore keeps robot accounts.
+type RobotStore interface {
+	// CreateRobot stores r and sets its ID and CreatedAt. ECONFLICT if the
+	// name is taken, ENOTFOUND if r.Project is set and does not exist.
+	CreateRobot(ctx context.Context, r *Robot) error
+	// Robot returns the named robot, or ENOTFOUND.
+	Robot(ctx context.Context, name string) (*Robot, error)
+	// UpdateRobot saves r's mutable fields (Description, SecretHash,
+	// Permissions, ExpiresAt, Disabled). ENOTFOUND if missing.
+	UpdateRobot(ctx context.Context, r *Robot) error
+	// DeleteRobot removes the named robot. ENOTFOUND if missing.
+	DeleteRobot(ctx context.Context, name string) error
+	// Robots lists robots ordered by name: those of project, or every
+	// robot (system and project ones) when project is "".
+	Robots(ctx context.Context, project string, page Page) ([]Robot, error)
 }
 
 // RegistryStore keeps the registry's metadata: repositories, the blobs they
@@ -201,6 +301,8 @@ type RegistryStore interface {
 type Store interface {
 	ProjectStore
 	UserStore
+	MemberStore
+	RobotStore
 	RegistryStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -30,6 +30,9 @@ func Run(t *testing.T, open OpenFunc) {
 	}{
 		{"projects", projectTests},
 		{"users", userTests},
+		{"user sources", userSourceTests},
+		{"members", memberTests},
+		{"robots", robotTests},
 		{"blobs", blobTests},
 		{"repositories", repositoryTests},
 		{"manifests", manifestTests},
