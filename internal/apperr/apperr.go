@@ -9,6 +9,7 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Application error codes.
@@ -34,6 +35,9 @@ type Error struct {
 	Detail  string
 	Message string
 	Err     error
+	// RetryAfter, when positive, is how long the caller should wait before
+	// trying again; protocols that can say so answer it (HTTP Retry-After).
+	RetryAfter time.Duration
 }
 
 // Error implements error. It includes the cause, so it is for logs.
@@ -104,6 +108,15 @@ func Message(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// RetryAfter returns the RetryAfter of the first *Error in err's chain, or 0.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // Is reports whether err carries the given code.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/customs-dev/customs/internal/apperr"
 )
@@ -127,7 +128,7 @@ func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 		log.Debug("registry request refused", "status", status, "code", code, "err", err)
 	}
 	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(err)))
 	}
 	body, _ := json.Marshal(errorBody{Errors: []errorEntry{{Code: code, Message: msg}}})
 	h := w.Header()
@@ -137,4 +138,11 @@ func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	h.Del("Etag")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// retrySeconds is err's apperr.RetryAfter in whole seconds, rounded up, and
+// at least 1.
+func retrySeconds(err error) int {
+	d := apperr.RetryAfter(err)
+	return max(1, int((d+time.Second-1)/time.Second))
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/customs-dev/customs/internal/apperr"
 )
@@ -84,7 +85,15 @@ func TestWriteErrorHidesInternalCauses(t *testing.T) {
 
 	w = httptest.NewRecorder()
 	writeError(w, log, apperr.Errorf(apperr.EUNAVAILABLE, "busy").WithDetail(codeTooManyRequests))
-	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
 		t.Errorf("429 answer: status %d, Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+
+	w = httptest.NewRecorder()
+	limited := &apperr.Error{Code: apperr.EUNAVAILABLE, Detail: codeTooManyRequests, Message: "too many failed logins",
+		RetryAfter: 89500 * time.Millisecond}
+	writeError(w, log, limited)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "90" {
+		t.Errorf("429 answer with a delay: status %d, Retry-After %q, want 90", w.Code, w.Header().Get("Retry-After"))
 	}
 }
