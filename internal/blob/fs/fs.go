@@ -38,10 +38,10 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultBufferSize      = 1 << 20   // 1 MiB per pipeline buffer
-	DefaultBuffers         = 4         // buffers in flight between hashing and writing
+	DefaultBufferSize      = 256 << 10 // 256 KiB per pipeline buffer
+	DefaultBuffers         = 8         // buffers in flight between hashing and writing (2 MiB per write)
 	DefaultWritebackWindow = 8 << 20   // start writeback every 8 MiB
-	DefaultMaxDirty        = 64 << 20  // wait for writeback beyond 64 MiB in flight
+	DefaultMaxDirty        = 128 << 20 // wait for writeback beyond 128 MiB in flight
 	DefaultTempMaxAge      = time.Hour // unlocked Put leftovers older than this are removed by New
 )
 
