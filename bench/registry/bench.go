@@ -159,6 +159,8 @@ func (p *plan) measured(ctx context.Context, srv *server, r *row, fn opFunc) err
 		return err
 	}
 	r.results[srv.spec.label] = append(r.results[srv.spec.label], res)
+	fmt.Fprintf(p.log, "           %s, p50 %s, p99 %s, peak RSS %s\n", formatRate(res.rate(), r.size > 0),
+		formatDur(res.percentile(0.5)), formatDur(res.percentile(0.99)), formatRSS(res.peakRSS))
 	return nil
 }
 

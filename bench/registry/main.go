@@ -86,7 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.manifests, "manifests", true, "run the manifest HEAD/GET rows")
 	fs.IntVar(&o.ops, "ops", 0, "operations per blob row (default: by size, see README)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds per row and server, alternating servers; each metric is the median over rounds")
-	fs.StringVar(&o.roundBytes, "round-bytes", "16GiB", "rows pushing more than this in all rounds get fewer rounds (at least one)")
+	fs.StringVar(&o.roundBytes, "round-bytes", "24GiB", "rows pushing more than this in all rounds get fewer rounds (at least one)")
 	fs.IntVar(&o.manifestReqs, "manifest-requests", 0, "requests per manifest row (default 3000, 300 with -quick)")
 	fs.StringVar(&o.maxRowBytes, "max-row-bytes", "32GiB", "cap on bytes pushed per blob row and server")
 	fs.StringVar(&o.workDir, "workdir", "", "directory for data dirs and logs (default: a new temp dir)")

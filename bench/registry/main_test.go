@@ -96,7 +96,7 @@ func TestBuildPlanRejects(t *testing.T) {
 }
 
 func TestOpsAndRounds(t *testing.T) {
-	p := &plan{maxRowBytes: 32 << 30, rounds: 3, roundBytes: 16 << 30}
+	p := &plan{maxRowBytes: 32 << 30, rounds: 3, roundBytes: 24 << 30}
 	tests := []struct {
 		size             int64
 		conc             int
@@ -107,7 +107,7 @@ func TestOpsAndRounds(t *testing.T) {
 		{64 << 20, 8, 16, 3},
 		{64 << 20, 32, 64, 3},
 		{1 << 30, 1, 2, 3},
-		{1 << 30, 8, 8, 2},
+		{1 << 30, 8, 8, 3},
 		{1 << 30, 32, 32, 1},
 	}
 	for _, tc := range tests {
