@@ -11,9 +11,12 @@ package store
 
 import (
 	"context"
+	"iter"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/customs-dev/customs/internal/audit"
 )
 
 // Project groups repositories: repository "proj/a/b" lives in project "proj".
@@ -297,6 +300,52 @@ type RegistryStore interface {
 	DeleteBlobIfUnused(ctx context.Context, d digest.Digest, cutoff time.Time, removeBytes func() error) (bool, error)
 }
 
+// AuditFilter selects audit events. Zero fields match every event.
+type AuditFilter struct {
+	// Since and Until bound the events' Time: Since <= Time < Until.
+	Since, Until time.Time
+	// Actor and Project match exactly.
+	Actor   string
+	Project string
+	// Action matches the action itself or any action it is a dotted
+	// prefix of: "artifact" matches "artifact.push" but not "artifacts".
+	Action string
+	// Outcome matches exactly.
+	Outcome audit.Outcome
+	// Resource matches resources containing it (case-sensitive).
+	Resource string
+	// Before, if not 0, keeps events with ID < Before: pass the last ID of
+	// a page to get the next (older) one.
+	Before int64
+	// N is the most events returned; 0 means no limit.
+	N int
+}
+
+// AuditStore keeps the append-only, hash-chained audit trail (see package
+// audit for the chain). Appends from any number of replicas form one chain.
+type AuditStore interface {
+	// AppendAudit normalizes events (audit.Normalize), stamps those without
+	// a Time with the store's clock, and appends them in order in one
+	// transaction, setting each one's ID (the head's ID + 1, so IDs have no
+	// gaps), PrevHash and Hash. EINVALID, and nothing stored, if one fails
+	// audit.Validate.
+	AppendAudit(ctx context.Context, events []audit.Event) error
+	// AuditEvents returns the events matching f, newest (highest ID) first.
+	AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error)
+	// ScanAudit calls fn with the chain's anchor and head and every stored
+	// event in ID order, all read from one consistent snapshot; it returns
+	// fn's error.
+	ScanAudit(ctx context.Context, fn func(c audit.Chain, events iter.Seq2[audit.Event, error]) error) error
+	// PurgeAudit removes the longest run of oldest events whose Times are
+	// all before the cutoff, moves the chain's anchor to the last one
+	// removed, and appends by as an audit.PurgeAction event (details: the
+	// cutoff, the count and the new anchor) in the same transaction, so the
+	// remaining chain still verifies and the purge is on record. by names
+	// the actor; the store fills Action, Resource, Outcome and Details, and
+	// sets its ID and hashes. It returns how many events were removed.
+	PurgeAudit(ctx context.Context, before time.Time, by *audit.Event) (int64, error)
+}
+
 // Store is everything a customs server keeps in its metadata database.
 type Store interface {
 	ProjectStore
@@ -304,6 +353,7 @@ type Store interface {
 	MemberStore
 	RobotStore
 	RegistryStore
+	AuditStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

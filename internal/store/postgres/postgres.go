@@ -52,6 +52,8 @@ var dialect = sqldb.Dialect{
 	RowLocks: true,
 	TimeArg:  func(t time.Time) any { return t },
 	Classify: classify,
+	// See Dialect.InsertRows.
+	InsertRows: 100,
 	MigrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    BIGINT PRIMARY KEY,
 		name       TEXT NOT NULL,

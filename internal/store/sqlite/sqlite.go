@@ -52,6 +52,8 @@ var dialect = sqldb.Dialect{
 	RowLocks: false,
 	TimeArg:  func(t time.Time) any { return t.UnixMicro() },
 	Classify: classify,
+	// See Dialect.InsertRows.
+	InsertRows: 1,
 	MigrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT    NOT NULL,

@@ -39,6 +39,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"tags", tagTests},
 		{"referrers", referrerTests},
 		{"gc", gcTests},
+		{"audit", auditTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
