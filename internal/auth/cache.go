@@ -79,3 +79,11 @@ func (c *lru[K, V]) len() int {
 	defer c.mu.Unlock()
 	return c.ll.Len()
 }
+
+// clear removes every entry.
+func (c *lru[K, V]) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ll.Init()
+	clear(c.items)
+}

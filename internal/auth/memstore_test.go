@@ -17,13 +17,17 @@ type memStore struct {
 	mu       sync.Mutex
 	users    map[string]store.User
 	projects map[string]store.Project
+	members  map[string]map[string]string // project -> "kind:name" -> role
+	robots   map[string]store.Robot
+	lookups  int // calls to MemberRoles and Robot, to observe caching
 	nextID   int64
 	userGets int // calls to User, to observe caching
 	fail     error
 }
 
 func newMemStore() *memStore {
-	return &memStore{users: map[string]store.User{}, projects: map[string]store.Project{}}
+	return &memStore{users: map[string]store.User{}, projects: map[string]store.Project{},
+		members: map[string]map[string]string{}, robots: map[string]store.Robot{}}
 }
 
 func (m *memStore) CreateUser(_ context.Context, u *store.User) error {
@@ -149,11 +153,73 @@ func (m *memStore) DeleteProject(_ context.Context, name string) error {
 	return nil
 }
 
+// setMember gives kind:name role in project ("" removes the membership).
+func (m *memStore) setMember(project, kind, name, role string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.members[project] == nil {
+		m.members[project] = map[string]string{}
+	}
+	if role == "" {
+		delete(m.members[project], kind+":"+name)
+		return
+	}
+	m.members[project][kind+":"+name] = role
+}
+
+func (m *memStore) MemberRoles(_ context.Context, user string, groups []string) (map[string][]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lookups++
+	if m.fail != nil {
+		return nil, m.fail
+	}
+	out := map[string][]string{}
+	for project, ms := range m.members {
+		for key, role := range ms {
+			kind, name, _ := strings.Cut(key, ":")
+			if (kind == store.MemberUser && name == user) || (kind == store.MemberGroup && slices.Contains(groups, name)) {
+				out[project] = append(out[project], role)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) putRobot(r store.Robot) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.robots[r.Name] = r
+}
+
+func (m *memStore) Robot(_ context.Context, name string) (*store.Robot, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lookups++
+	if m.fail != nil {
+		return nil, m.fail
+	}
+	r, ok := m.robots[name]
+	if !ok {
+		return nil, apperr.Errorf(apperr.ENOTFOUND, "no robot %s", name)
+	}
+	return &r, nil
+}
+
+func (m *memStore) lookupCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lookups
+}
+
 func (m *memStore) gets() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.userGets
 }
+
+// testPepper keys robot secret hashes in tests.
+var testPepper = []byte("0123456789abcdef0123456789abcdef")
 
 // fastParams make password hashing cheap in tests.
 var fastParams = PasswordParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
@@ -218,8 +284,8 @@ func newFixture(t testing.TB, mod ...func(*Options)) *fixture {
 			t.Fatal(err)
 		}
 	}
-	opts := Options{Users: st, Projects: st, Keys: keys, Service: "customs", Issuer: "customs-test",
-		PasswordParams: fastParams, Clock: clock.Now}
+	opts := Options{Users: st, Projects: st, Members: st, Robots: st, RobotPepper: testPepper, Keys: keys,
+		Service: "customs", Issuer: "customs-test", PasswordParams: fastParams, Clock: clock.Now}
 	for _, f := range mod {
 		f(&opts)
 	}

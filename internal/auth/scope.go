@@ -43,7 +43,7 @@ func FormatScopes(accesses []Access) string {
 
 // ParseScope parses one resource scope, "type:name:action[,action...]", where
 // type is "repository" (optionally with a class, "repository(plugin)", which is
-// dropped) or "registry", name is a distribution-spec repository name for
+// dropped), "registry" or "api", name is a distribution-spec repository name for
 // repositories, and each action is "*" or lowercase letters. Duplicate
 // actions are removed. Any other input is an EINVALID error naming the
 // problem.
@@ -71,9 +71,9 @@ func ParseScope(s string) (Access, error) {
 		if !repoNameRE.MatchString(name) {
 			return Access{}, scopeError(s, "invalid repository name")
 		}
-	case TypeRegistry:
+	case TypeRegistry, TypeAPI:
 		if !registryNameRE.MatchString(name) {
-			return Access{}, scopeError(s, "invalid registry resource name")
+			return Access{}, scopeError(s, "invalid "+a.Type+" resource name")
 		}
 	default:
 		return Access{}, scopeError(s, "unsupported resource type "+quote(a.Type))

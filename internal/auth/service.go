@@ -1,12 +1,15 @@
-// Package auth authenticates registry clients and decides what they may do.
+// Package auth authenticates registry and API clients and decides what they
+// may do.
 //
-// A Service checks Basic credentials (argon2id password hashes) and bearer
-// tokens (ES256 JWTs it issued itself), answers the Docker token protocol at
+// A Service checks Basic credentials (argon2id password hashes for users,
+// keyed hashes of generated secrets for robot accounts) and bearer tokens
+// (ES256 JWTs it issued itself), answers the Docker token protocol at
 // /service/token (GET with optional Basic auth, and the OAuth2 POST flavour
-// with password and refresh-token grants), and authorizes each registry
-// request through an Authorizer. Tokens are signed by keys from a KeyStore
-// (KeyDir keeps them as files); they carry exactly what they grant, so any
-// replica can verify them without shared state.
+// with password and refresh-token grants), and authorizes each request
+// through an Authorizer, which reads the one permission table of package
+// rbac. Tokens are signed by keys from a KeyStore (KeyDir keeps them as
+// files); they carry exactly what they grant, so any replica can verify them
+// without shared state. Logins, failed logins and token issues are audited.
 package auth
 
 import (
@@ -27,6 +30,8 @@ import (
 	"time"
 
 	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/audit"
+	"github.com/customs-dev/customs/internal/rbac"
 	"github.com/customs-dev/customs/internal/store"
 )
 
@@ -41,12 +46,33 @@ const (
 // required unless Authorizer is given.
 type Options struct {
 	Users    store.UserStore
-	Projects store.ProjectStore
+	Projects ProjectGetter
 	Keys     KeyStore
-	// Authorizer decides permissions; default ProjectAuthorizer{Projects}.
+	// Members gives users their project roles (default authorizer); nil
+	// means users have none.
+	Members MemberRoles
+	// Groups resolves users' directory groups (default authorizer); nil
+	// means none.
+	Groups GroupResolver
+	// Robots enables robot accounts; nil means robots cannot log in.
+	Robots RobotGetter
+	// RobotPepper keys the hashes of robot secrets (at least
+	// MinRobotPepper bytes); required with Robots, and the same on every
+	// replica and across restarts.
+	RobotPepper []byte
+	// Authorizer decides permissions; default RoleAuthorizer over
+	// Projects, Members, Groups and Robots.
 	Authorizer Authorizer
+	// PermissionCacheTTL is how long the permission decisions behind
+	// Basic-authenticated registry requests and catalog filtering are
+	// remembered; default 5 seconds, negative disables. Token issues and
+	// API checks always read the store.
+	PermissionCacheTTL time.Duration
 	// Limiter throttles password guessing; default NoLoginLimit.
 	Limiter LoginLimiter
+	// Recorder receives audit events (logins, failed and throttled
+	// logins, token issues); default audit.Discard.
+	Recorder audit.Recorder
 	// Service is the token audience and the challenge's service; default "customs".
 	Service string
 	// Issuer is the tokens' "iss"; default "customs".
@@ -79,8 +105,13 @@ type Options struct {
 // endpoint. It is safe for concurrent use.
 type Service struct {
 	users       store.UserStore
+	robots      RobotGetter
+	pepper      []byte
 	authz       Authorizer
 	limiter     LoginLimiter
+	recorder    audit.Recorder
+	permTTL     time.Duration
+	perms       *lru[permKey, rbac.Set]
 	tokens      *tokens
 	service     string
 	tokenTTL    time.Duration
@@ -111,13 +142,23 @@ type verifiedToken struct {
 const (
 	credCacheSize  = 1024
 	tokenCacheSize = 4096
+	permCacheSize  = 4096
 )
+
+// permKey identifies a cached permission decision: an identity in a project.
+type permKey struct {
+	kind    Kind
+	name    string
+	admin   bool
+	project string
+}
 
 // NewService returns a Service configured by opts, or an EINVALID error
 // naming the bad option.
 func NewService(opts Options) (*Service, error) {
 	s := &Service{
-		users: opts.Users, authz: opts.Authorizer, limiter: opts.Limiter,
+		users: opts.Users, authz: opts.Authorizer, limiter: opts.Limiter, recorder: opts.Recorder,
+		robots: opts.Robots, pepper: append([]byte(nil), opts.RobotPepper...), permTTL: opts.PermissionCacheTTL,
 		service: opts.Service, tokenTTL: opts.TokenTTL, refreshTTL: opts.RefreshTTL,
 		trustProxy: opts.TrustProxyHeaders, params: opts.PasswordParams, credTTL: opts.CredentialCacheTTL,
 		clock: opts.Clock, logger: opts.Logger,
@@ -128,15 +169,33 @@ func NewService(opts Options) (*Service, error) {
 	if opts.Keys == nil {
 		return nil, apperr.Errorf(apperr.EINVALID, "auth: Keys is required")
 	}
+	if s.robots != nil && len(s.pepper) < MinRobotPepper {
+		return nil, apperr.Errorf(apperr.EINVALID, "auth: RobotPepper must be at least %d bytes with Robots", MinRobotPepper)
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
 	if s.authz == nil {
 		if opts.Projects == nil {
 			return nil, apperr.Errorf(apperr.EINVALID, "auth: Projects is required without an Authorizer")
 		}
-		s.authz = ProjectAuthorizer{Projects: opts.Projects}
+		s.authz = RoleAuthorizer{Projects: opts.Projects, Members: opts.Members, Robots: opts.Robots,
+			Groups: opts.Groups, Clock: s.clock}
 	}
 	if s.limiter == nil {
 		s.limiter = NoLoginLimit{}
 	}
+	if s.recorder == nil {
+		s.recorder = audit.Discard{}
+	}
+	if s.permTTL == 0 {
+		s.permTTL = 5 * time.Second
+	}
+	permSize := permCacheSize
+	if s.permTTL < 0 {
+		permSize = 0
+	}
+	s.perms = newLRU[permKey, rbac.Set](permSize)
 	if s.service == "" {
 		s.service = "customs"
 	}
@@ -171,9 +230,6 @@ func NewService(opts Options) (*Service, error) {
 	}
 	if s.credTTL == 0 {
 		s.credTTL = time.Minute
-	}
-	if s.clock == nil {
-		s.clock = time.Now
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -211,7 +267,7 @@ func (s *Service) Authenticate(r *http.Request) (Principal, error) {
 		if err != nil {
 			return Principal{}, err
 		}
-		p, _, err := s.login(r.Context(), user, pass, s.remoteAddr(r))
+		p, _, err := s.login(r.Context(), r, user, pass)
 		return p, err
 	}
 	return Principal{}, apperr.Errorf(apperr.EUNAUTHORIZED, "unsupported authorization scheme")
@@ -242,21 +298,33 @@ func (s *Service) bearer(token string) (Principal, error) {
 	return p, nil
 }
 
-// login checks a user name and password and returns the user's principal and
-// record. Every failure is EUNAUTHORIZED with one message, whatever the
-// reason (logged); a store failure is EUNAVAILABLE.
-func (s *Service) login(ctx context.Context, name, password, remote string) (Principal, *store.User, error) {
+// login checks a user's name and password, or a robot's name and secret,
+// and returns the identity's principal and the stored credential hash
+// (which refresh tokens are bound to). Every failure is EUNAUTHORIZED with
+// one message, whatever the reason (logged and audited); a store failure is
+// EUNAVAILABLE; a refusal by the limiter is its error (audited).
+func (s *Service) login(ctx context.Context, r *http.Request, name, password string) (Principal, string, error) {
+	remote := s.remoteAddr(r)
+	kind := KindUser
+	if IsRobotName(name) {
+		kind = KindRobot
+	}
 	if err := s.limiter.Allow(ctx, name, remote); err != nil {
 		s.logger.Warn("login refused by limiter", "user", name, "remote", remote, "err", err)
-		return Principal{}, nil, err
+		s.auditLogin(ctx, r, kind, name, audit.Denied, "too many failed logins")
+		return Principal{}, "", err
 	}
-	fail := func(reason string) (Principal, *store.User, error) {
+	fail := func(reason string) (Principal, string, error) {
 		s.limiter.Done(ctx, name, remote, false)
 		s.logger.Info("login failed", "user", name, "remote", remote, "reason", reason)
-		return Principal{}, nil, apperr.Errorf(apperr.EUNAUTHORIZED, msgBadLogin)
+		s.auditLogin(ctx, r, kind, name, audit.Failure, reason)
+		return Principal{}, "", apperr.Errorf(apperr.EUNAUTHORIZED, msgBadLogin)
 	}
 	if name == "" || password == "" {
 		return fail("empty user name or password")
+	}
+	if kind == KindRobot {
+		return s.loginRobot(ctx, r, name, password, remote, fail)
 	}
 	u, err := s.users.User(ctx, name)
 	if apperr.Is(err, apperr.ENOTFOUND) {
@@ -265,10 +333,13 @@ func (s *Service) login(ctx context.Context, name, password, remote string) (Pri
 	}
 	if err != nil {
 		s.logger.Error("login: cannot read user", "user", name, "err", err)
-		return Principal{}, nil, apperr.Wrap(err, apperr.EUNAVAILABLE, "cannot check credentials now")
+		return Principal{}, "", apperr.Wrap(err, apperr.EUNAVAILABLE, "cannot check credentials now")
 	}
 	if u.Disabled {
 		return fail("account disabled")
+	}
+	if u.PasswordHash == "" {
+		return fail("no local password (" + u.Source + " user)")
 	}
 	key := s.credKey(name, password, u.PasswordHash)
 	if _, ok := s.creds.get(key, s.clock()); !ok {
@@ -285,9 +356,39 @@ func (s *Service) login(ctx context.Context, name, password, remote string) (Pri
 			key = s.credKey(name, password, u.PasswordHash)
 		}
 		s.creds.put(key, struct{}{}, s.clock().Add(s.credTTL))
+		s.auditLogin(ctx, r, kind, name, audit.Success, "")
 	}
 	s.limiter.Done(ctx, name, remote, true)
-	return Principal{Kind: KindUser, Name: u.Name, Admin: u.Admin}, u, nil
+	return Principal{Kind: KindUser, Name: u.Name, Admin: u.Admin}, u.PasswordHash, nil
+}
+
+// loginRobot checks a robot's secret; see login.
+func (s *Service) loginRobot(ctx context.Context, r *http.Request, name, secret, remote string,
+	fail func(string) (Principal, string, error)) (Principal, string, error) {
+	if s.robots == nil {
+		return fail("robot accounts are not enabled")
+	}
+	rb, err := s.robots.Robot(ctx, name)
+	if apperr.Is(err, apperr.ENOTFOUND) {
+		return fail("no such robot")
+	}
+	if err != nil {
+		s.logger.Error("login: cannot read robot", "robot", name, "err", err)
+		return Principal{}, "", apperr.Wrap(err, apperr.EUNAVAILABLE, "cannot check credentials now")
+	}
+	if why := robotUnusable(rb, s.clock()); why != "" {
+		return fail(why)
+	}
+	key := s.credKey(name, secret, rb.SecretHash)
+	if _, ok := s.creds.get(key, s.clock()); !ok {
+		if !verifyRobotSecret(s.pepper, name, secret, rb.SecretHash) {
+			return fail("wrong secret")
+		}
+		s.creds.put(key, struct{}{}, s.clock().Add(s.credTTL))
+		s.auditLogin(ctx, r, KindRobot, name, audit.Success, "")
+	}
+	s.limiter.Done(ctx, name, remote, true)
+	return Principal{Kind: KindRobot, Name: rb.Name}, rb.SecretHash, nil
 }
 
 // upgradeHash re-hashes a correct password with the current parameters and
@@ -358,7 +459,7 @@ func (s *Service) Authorize(ctx context.Context, p Principal, a Access) error {
 		}
 		return nil
 	}
-	got, err := s.authz.Permitted(ctx, p, a)
+	got, err := s.cachedPermitted(ctx, p, a)
 	if err != nil {
 		s.logger.Error("authorization failed", "principal", p.Name, "scope", a.String(), "err", err)
 		return asAppErr(err, "cannot check permissions now")
@@ -391,7 +492,7 @@ func (s *Service) Entitled(ctx context.Context, p Principal, repo, action string
 		s.logger.Debug("entitlement check failed", "principal", p.Name, "err", err)
 		return false
 	}
-	got, err := s.authz.Permitted(ctx, id, Access{Type: TypeRepository, Name: repo, Actions: []string{action}})
+	got, err := s.cachedPermitted(ctx, id, Access{Type: TypeRepository, Name: repo, Actions: []string{action}})
 	if err != nil {
 		s.logger.Error("entitlement check failed", "principal", p.Name, "repo", repo, "err", err)
 		return false
@@ -417,9 +518,70 @@ func (s *Service) identity(ctx context.Context, p Principal) (Principal, error) 
 			return Principal{}, apperr.Errorf(apperr.EUNAUTHORIZED, "account disabled")
 		}
 		return Principal{Kind: KindUser, Name: u.Name, Admin: u.Admin}, nil
+	case KindRobot:
+		if s.robots == nil {
+			return Principal{}, apperr.Errorf(apperr.EUNAUTHORIZED, "robot accounts are not enabled")
+		}
+		rb, err := s.robots.Robot(ctx, p.Name)
+		if err != nil {
+			return Principal{}, err
+		}
+		if why := robotUnusable(rb, s.clock()); why != "" {
+			return Principal{}, apperr.Errorf(apperr.EUNAUTHORIZED, "%s", why)
+		}
+		return Principal{Kind: KindRobot, Name: rb.Name}, nil
 	}
 	return Principal{Kind: p.Kind, Name: p.Name}, nil
 }
+
+// cachedPermitted is permitted with the project permissions of the
+// identity remembered for PermissionCacheTTL.
+func (s *Service) cachedPermitted(ctx context.Context, p Principal, a Access) ([]string, error) {
+	return permitted(ctx, cachingAuthorizer{s}, p, a)
+}
+
+// cachingAuthorizer puts the Service's permission cache in front of its
+// Authorizer.
+type cachingAuthorizer struct{ s *Service }
+
+// ProjectPermissions implements Authorizer.
+func (c cachingAuthorizer) ProjectPermissions(ctx context.Context, p Principal, project string) (rbac.Set, error) {
+	k := permKey{kind: p.Kind, name: p.Name, admin: p.Admin, project: project}
+	now := c.s.clock()
+	if set, ok := c.s.perms.get(k, now); ok {
+		return set, nil
+	}
+	set, err := c.s.authz.ProjectPermissions(ctx, p, project)
+	if err != nil {
+		return 0, err
+	}
+	c.s.perms.put(k, set, now.Add(c.s.permTTL))
+	return set, nil
+}
+
+// ForgetPermissions drops every cached permission decision, so that a
+// change of memberships, roles or robots made through this replica applies
+// to its next Basic-authenticated request at once (other replicas see it
+// within PermissionCacheTTL).
+func (s *Service) ForgetPermissions() { s.perms.clear() }
+
+// auditLogin records a login attempt.
+func (s *Service) auditLogin(ctx context.Context, r *http.Request, kind Kind, name string, outcome audit.Outcome, reason string) {
+	resource := "user:" + name
+	if kind == KindRobot {
+		resource = "robot:" + name
+	}
+	s.recorder.Record(ctx, audit.Event{
+		Time: s.clock(), ActorKind: string(kind), Actor: name, ClientIP: s.remoteAddr(r), UserAgent: r.UserAgent(),
+		Action: ActionLogin, Resource: resource, Outcome: outcome, Reason: reason,
+	})
+}
+
+// Audit actions of the package.
+const (
+	ActionLogin      = "user.login"  // a password or robot secret was checked
+	ActionTokenIssue = "token.issue" // the token service issued an access token
+)
 
 // Challenge returns the WWW-Authenticate value that sends a client to the
 // token endpoint for scopes:

@@ -18,7 +18,7 @@ import (
 
 // sqliteService is a Service over a real SQLite store, through the package's
 // public API only, as the server wires it.
-func sqliteService(t *testing.T, params auth.PasswordParams) (*auth.Service, *sqlite.DB) {
+func sqliteService(t testing.TB, params auth.PasswordParams, mod ...func(*auth.Options)) (*auth.Service, *sqlite.DB) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -31,7 +31,12 @@ func sqliteService(t *testing.T, params auth.PasswordParams) (*auth.Service, *sq
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := auth.NewService(auth.Options{Users: db, Projects: db, Keys: keys, PasswordParams: params})
+	opts := auth.Options{Users: db, Projects: db, Members: db, Robots: db, RobotPepper: []byte("0123456789abcdef0123456789abcdef"),
+		Keys: keys, PasswordParams: params}
+	for _, f := range mod {
+		f(&opts)
+	}
+	svc, err := auth.NewService(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +48,7 @@ func sqliteService(t *testing.T, params auth.PasswordParams) (*auth.Service, *sq
 	return svc, db
 }
 
-func getToken(t *testing.T, svc *auth.Service, query, user, pass string) (int, string) {
+func getToken(t testing.TB, svc *auth.Service, query, user, pass string) (int, string) {
 	t.Helper()
 	r := httptest.NewRequest("GET", "/service/token?"+query, nil)
 	if user != "" {

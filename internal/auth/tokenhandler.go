@@ -5,10 +5,13 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/audit"
 )
 
 // maxTokenForm bounds the body of a POST to the token endpoint.
@@ -78,13 +81,13 @@ func (s *Service) tokenGET(w http.ResponseWriter, r *http.Request) error {
 		if acct := q.Get("account"); acct != "" && acct != user {
 			return invalidRequest("account %q does not match the credentials", acct)
 		}
-		p, u, err := s.login(r.Context(), user, pass, s.remoteAddr(r))
+		p, cred, err := s.login(r.Context(), r, user, pass)
 		if err != nil {
 			return err
 		}
 		id = p
 		if q.Get("offline_token") == "true" {
-			if refresh, err = s.refreshToken(p, u.PasswordHash); err != nil {
+			if refresh, err = s.refreshToken(p, cred); err != nil {
 				return err
 			}
 		}
@@ -110,13 +113,13 @@ func (s *Service) tokenPOST(w http.ResponseWriter, r *http.Request) error {
 		if user == "" {
 			return invalidRequest("username is required with grant_type=password")
 		}
-		p, u, err := s.login(r.Context(), user, pass, s.remoteAddr(r))
+		p, cred, err := s.login(r.Context(), r, user, pass)
 		if err != nil {
 			return err
 		}
 		id = p
 		if f.Get("access_type") == "offline" {
-			if refresh, err = s.refreshToken(p, u.PasswordHash); err != nil {
+			if refresh, err = s.refreshToken(p, cred); err != nil {
 				return err
 			}
 		}
@@ -172,6 +175,7 @@ func (s *Service) grant(w http.ResponseWriter, r *http.Request, id Principal, as
 	}
 	s.logger.Debug("token issued", "principal", id.Name, "kind", id.Kind,
 		"asked", FormatScopes(asked), "granted", FormatScopes(granted))
+	s.auditToken(r, id, asked, granted)
 	body, err := json.Marshal(resp)
 	if err != nil {
 		return apperr.Wrap(err, apperr.EINTERNAL, "cannot encode token response")
@@ -189,7 +193,7 @@ func (s *Service) grant(w http.ResponseWriter, r *http.Request, id Principal, as
 func (s *Service) intersect(ctx context.Context, id Principal, asked []Access) ([]Access, error) {
 	granted := make([]Access, 0, len(asked))
 	for _, a := range asked {
-		got, err := s.authz.Permitted(ctx, id, a)
+		got, err := permitted(ctx, s.authz, id, a)
 		if err != nil {
 			s.logger.Error("token: permission check failed", "principal", id.Name, "scope", a.String(), "err", err)
 			return nil, asAppErr(err, "cannot check permissions now")
@@ -203,6 +207,14 @@ func (s *Service) intersect(ctx context.Context, id Principal, asked []Access) (
 				}
 			}
 		}
+		if slices.Contains(a.Actions, ActionAll) && !slices.Contains(acts, ActionAll) {
+			// "*" asked but not all granted: grant what the identity has.
+			for _, g := range got {
+				if !slices.Contains(acts, g) {
+					acts = append(acts, g)
+				}
+			}
+		}
 		if len(acts) > 0 {
 			granted = append(granted, Access{Type: a.Type, Name: a.Name, Actions: acts})
 		}
@@ -210,23 +222,40 @@ func (s *Service) intersect(ctx context.Context, id Principal, asked []Access) (
 	return granted, nil
 }
 
-// refreshToken issues a refresh token for a user who just logged in.
-func (s *Service) refreshToken(p Principal, passwordHash string) (string, error) {
+// refreshToken issues a refresh token for an identity that just logged in
+// with the credential whose stored hash is cred.
+func (s *Service) refreshToken(p Principal, cred string) (string, error) {
 	tok, _, err := s.tokens.sign(Claims{
-		RegisteredClaims: registered(p.Name), Kind: p.Kind, Use: useRefresh, Cred: credFingerprint(passwordHash),
+		RegisteredClaims: registered(p.Name), Kind: p.Kind, Use: useRefresh, Cred: credFingerprint(cred),
 	}, s.refreshTTL)
 	return tok, err
 }
 
-// redeemRefresh verifies a refresh token and returns the user it was issued
-// to, as the store knows them now. It fails if the user is gone or disabled
-// or their password changed since.
+// redeemRefresh verifies a refresh token and returns the user or robot it
+// was issued to, as the store knows them now. It fails if the identity is
+// gone or disabled (or, for a robot, expired) or its password or secret
+// changed since.
 func (s *Service) redeemRefresh(ctx context.Context, token string) (Principal, error) {
 	invalid := apperr.Errorf(apperr.EUNAUTHORIZED, "refresh token is invalid or expired; log in again")
 	c, _, err := s.tokens.verify(token, useRefresh)
 	if err != nil {
 		s.logger.Info("refresh token rejected", "err", err)
 		return Principal{}, invalid
+	}
+	if c.Kind == KindRobot && s.robots != nil {
+		rb, err := s.robots.Robot(ctx, c.Subject)
+		if apperr.Is(err, apperr.ENOTFOUND) {
+			s.logger.Info("refresh token rejected", "robot", c.Subject, "reason", "no such robot")
+			return Principal{}, invalid
+		}
+		if err != nil {
+			return Principal{}, apperr.Wrap(err, apperr.EUNAVAILABLE, "cannot check credentials now")
+		}
+		if robotUnusable(rb, s.clock()) != "" || subtle.ConstantTimeCompare([]byte(c.Cred), []byte(credFingerprint(rb.SecretHash))) != 1 {
+			s.logger.Info("refresh token rejected", "robot", c.Subject, "reason", "robot disabled, expired or rotated")
+			return Principal{}, invalid
+		}
+		return Principal{Kind: KindRobot, Name: rb.Name}, nil
 	}
 	if c.Kind != KindUser {
 		return Principal{}, invalid
@@ -267,6 +296,11 @@ func (s *Service) writeTokenError(w http.ResponseWriter, r *http.Request, err er
 		status, code, oauth = http.StatusMethodNotAllowed, "UNSUPPORTED", "invalid_request"
 	case apperr.EUNAVAILABLE:
 		status, code, oauth = http.StatusServiceUnavailable, "UNAVAILABLE", "temporarily_unavailable"
+		if apperr.Detail(err) == "TOOMANYREQUESTS" {
+			status, code = http.StatusTooManyRequests, "TOOMANYREQUESTS"
+			secs := max(1, int64((apperr.RetryAfter(err)+time.Second-1)/time.Second))
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		}
 	default:
 		s.logger.Error("token endpoint failed", "method", r.Method, "err", err)
 	}
@@ -281,6 +315,24 @@ func (s *Service) writeTokenError(w http.ResponseWriter, r *http.Request, err er
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// auditToken records a token issue with what was asked and granted.
+func (s *Service) auditToken(r *http.Request, id Principal, asked, granted []Access) {
+	project := ""
+	for i, g := range granted {
+		p, _, _ := strings.Cut(g.Name, "/")
+		if g.Type != TypeRepository || (i > 0 && p != project) {
+			project = ""
+			break
+		}
+		project = p
+	}
+	s.recorder.Record(r.Context(), audit.Event{
+		Time: s.clock(), ActorKind: string(id.Kind), Actor: id.Name, ClientIP: s.remoteAddr(r), UserAgent: r.UserAgent(),
+		Action: ActionTokenIssue, Resource: "token", Project: project, Outcome: audit.Success,
+		Details: map[string]string{"requested": FormatScopes(asked), "granted": FormatScopes(granted)},
+	})
 }
 
 func invalidRequest(format string, args ...any) error {
