@@ -322,6 +322,16 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, r io.Reader, beforePub
 func (s *Store) publish(src string, d digest.Digest) (existed bool, err error) {
 	dst := s.blobPath(d)
 	existed, err = renameNoReplace(src, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Lstat(src); serr == nil {
+			// The source is there, so the blob's directory went missing
+			// (removed by hand): recreate the layout and retry.
+			if merr := s.makeLayout(); merr != nil {
+				return false, apperr.Wrap(merr, apperr.EINTERNAL, "cannot publish blob")
+			}
+			existed, err = renameNoReplace(src, dst)
+		}
+	}
 	if err != nil {
 		return false, notFoundOr(err, "blob upload unknown", "cannot publish blob")
 	}

@@ -403,3 +403,19 @@ func repeat(b []byte, n int) []io.Reader {
 	}
 	return rs
 }
+
+// A blob directory removed by hand is recreated when needed.
+func TestPublishRecreatesMissingDir(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, Options{})
+	d := digest.FromString("phoenix")
+	if err := os.RemoveAll(filepath.Join(dir, "blobs", "sha256", d.Encoded()[:2])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(context.Background(), d, strings.NewReader("phoenix"), nil); err != nil {
+		t.Fatalf("Put into a removed directory: %v", err)
+	}
+	if _, err := s.Stat(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+}
