@@ -41,8 +41,30 @@ func TestConformanceSmallBuffers(t *testing.T) {
 	blobtest.Run(t, func(t *testing.T) blob.Store { return newStore(t, t.TempDir(), opts) })
 }
 
-func TestConformanceNoWriteback(t *testing.T) {
-	blobtest.Run(t, func(t *testing.T) blob.Store { return newStore(t, t.TempDir(), Options{WritebackWindow: -1}) })
+func TestNoWriteback(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, t.TempDir(), Options{WritebackWindow: -1})
+	b := blobtest.Content(9, 3<<20+1)
+	d := digest.FromBytes(b)
+	u, err := s.NewUpload(ctx, digest.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if _, err := u.Append(ctx, bytes.NewReader(b), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Commit(ctx, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Open(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, _ := io.ReadAll(r); !bytes.Equal(got, b) {
+		t.Fatal("content differs")
+	}
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
