@@ -119,6 +119,10 @@ func (r *recorder) ManifestPulled(ctx context.Context, p auth.Principal, m *stor
 	r.add(fmt.Sprintf("pulled %s %s@%s", p.Name, m.Repository, m.Digest))
 }
 
+func (r *recorder) Refused(ctx context.Context, p auth.Principal, repo string, actions []string, err error) {
+	r.add(fmt.Sprintf("refused %s %s %v %s", p.Name, repo, actions, apperr.Code(err)))
+}
+
 func (r *recorder) list() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -20,13 +20,21 @@ const maxTagParams = 100
 // serveManifest answers GET, HEAD, PUT and DELETE on
 // /v2/<name>/manifests/<reference>.
 func (h *handler) serveManifest(q *request) error {
+	var err error
+	var action string
 	switch q.r.Method {
 	case http.MethodPut:
-		return h.putManifest(q)
+		err, action = h.putManifest(q), auth.ActionPush
 	case http.MethodDelete:
-		return h.deleteManifest(q)
+		err, action = h.deleteManifest(q), auth.ActionDelete
+	default:
+		return h.getManifest(q)
 	}
-	return h.getManifest(q)
+	// Denials were reported by authorize; challenges are not failures.
+	if err != nil && h.events != nil && !apperr.Is(err, apperr.EUNAUTHORIZED) && !apperr.Is(err, apperr.EDENIED) {
+		h.events.Refused(q.ctx, q.p, q.rt.Name, []string{action}, err)
+	}
+	return err
 }
 
 // getManifest sends a manifest's stored bytes exactly, with the media type

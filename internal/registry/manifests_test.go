@@ -185,8 +185,16 @@ func TestManifestPushErrors(t *testing.T) {
 	if _, err := e.db.Tag(context.Background(), "p/a", "v1"); !apperr.Is(err, apperr.ENOTFOUND) {
 		t.Errorf("tag v1 exists after refused pushes: %v", err)
 	}
-	if len(e.events.list()) != 0 {
-		t.Errorf("events for refused pushes: %q", e.events.list())
+	// Each refused push is reported once (but a malformed name never
+	// reaches the manifest handler), and none as pushed.
+	ev := e.events.list()
+	if n := strings.Count(strings.Join(ev, "\n"), "refused "); n != len(tests)-1 || strings.Contains(strings.Join(ev, "\n"), "pushed") {
+		t.Errorf("events for %d refused pushes: %q", len(tests)-1, ev)
+	}
+	for _, want := range []string{"refused bob pub/a [push] denied", "refused admin nope/a [push] not_found", "refused admin p/a [push] invalid"} {
+		if !slices.Contains(ev, want) {
+			t.Errorf("events %q lack %q", ev, want)
+		}
 	}
 }
 
@@ -252,6 +260,8 @@ func TestManifestDelete(t *testing.T) {
 	want := []string{
 		`deleted admin p/a@` + im.digest.String() + ` "v1"`,
 		`deleted admin p/a@` + im.digest.String() + ` ""`,
+		`refused bob p/a [delete] denied`,
+		`refused admin p/a [delete] not_found`,
 	}
 	for _, w := range want {
 		if !slices.Contains(ev, w) {

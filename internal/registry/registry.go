@@ -89,6 +89,12 @@ type Events interface {
 	// ManifestPulled is called after a GET of m was answered (200, 206 or
 	// 304: a client revalidating its copy pulls it too); HEADs are not pulls.
 	ManifestPulled(ctx context.Context, p auth.Principal, m *store.Manifest)
+	// Refused is called when a request to perform actions on repo was
+	// refused: the guard denied them to an identified principal (any
+	// route; anonymous requests are challenged, not refused), or a
+	// manifest push or delete failed after it was authorized. err says
+	// why (EDENIED, or EUNAUTHORIZED with Detail "DENIED", for a denial).
+	Refused(ctx context.Context, p auth.Principal, repo string, actions []string, err error)
 }
 
 // Options configures the handler. Store, Projects, Blobs, Guard and
@@ -294,9 +300,20 @@ func repoAccess(name string, actions ...string) auth.Access {
 	return auth.Access{Type: auth.TypeRepository, Name: name, Actions: actions}
 }
 
-// authorize checks that q's principal may do actions on q's repository.
+// authorize checks that q's principal may do actions on q's repository,
+// and tells Events when an identified principal is denied.
 func (h *handler) authorize(q *request, actions ...string) error {
-	return h.guard.Authorize(q.ctx, q.p, repoAccess(q.rt.Name, actions...))
+	err := h.guard.Authorize(q.ctx, q.p, repoAccess(q.rt.Name, actions...))
+	if err != nil && h.events != nil && q.p.Kind != auth.KindAnonymous && isDenial(err) {
+		h.events.Refused(q.ctx, q.p, q.rt.Name, actions, err)
+	}
+	return err
+}
+
+// isDenial reports whether err is the guard refusing an action (rather
+// than asking for credentials).
+func isDenial(err error) bool {
+	return apperr.Is(err, apperr.EDENIED) || (apperr.Is(err, apperr.EUNAUTHORIZED) && apperr.Detail(err) == "DENIED")
 }
 
 // requireProject checks that the project a push goes into exists.

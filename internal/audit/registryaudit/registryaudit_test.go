@@ -1,0 +1,302 @@
+package registryaudit_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/audit"
+	"github.com/customs-dev/customs/internal/audit/registryaudit"
+	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/blob/fs"
+	"github.com/customs-dev/customs/internal/registry"
+	"github.com/customs-dev/customs/internal/store"
+	"github.com/customs-dev/customs/internal/store/sqlite"
+)
+
+// memRecorder keeps what it is told.
+type memRecorder struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
+
+func (r *memRecorder) Record(_ context.Context, e audit.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func TestEvents(t *testing.T) {
+	d := digest.FromString("m")
+	m := &store.Manifest{Repository: "proj/app", Digest: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 42}
+	alice := auth.Principal{Kind: auth.KindUser, Name: "alice"}
+	robot := auth.Principal{Kind: auth.KindRobot, Name: "robot$proj+ci", Token: true}
+	for _, tc := range []struct {
+		name string
+		call func(ev *registryaudit.Events)
+		want audit.Event
+	}{
+		{"push", func(ev *registryaudit.Events) {
+			ev.ManifestPushed(context.Background(), alice, m, []string{"v1", "latest"})
+		},
+			audit.Event{ActorKind: "user", Actor: "alice", Action: "artifact.push", Resource: "repository:proj/app@" + d.String(),
+				Project: "proj", Outcome: audit.Success,
+				Details: map[string]string{"tags": "v1,latest", "mediaType": m.MediaType, "size": "42"}}},
+		{"pull by a robot", func(ev *registryaudit.Events) { ev.ManifestPulled(context.Background(), robot, m) },
+			audit.Event{ActorKind: "robot", Actor: "robot$proj+ci", Action: "artifact.pull", Resource: "repository:proj/app@" + d.String(),
+				Project: "proj", Outcome: audit.Success, Details: map[string]string{"mediaType": m.MediaType, "size": "42"}}},
+		{"anonymous pull", func(ev *registryaudit.Events) { ev.ManifestPulled(context.Background(), auth.Anonymous, m) },
+			audit.Event{ActorKind: "anonymous", Action: "artifact.pull", Resource: "repository:proj/app@" + d.String(),
+				Project: "proj", Outcome: audit.Success, Details: map[string]string{"mediaType": m.MediaType, "size": "42"}}},
+		{"tag delete", func(ev *registryaudit.Events) { ev.ManifestDeleted(context.Background(), alice, "proj/app", d, "v1") },
+			audit.Event{ActorKind: "user", Actor: "alice", Action: "artifact.delete", Resource: "repository:proj/app@" + d.String(),
+				Project: "proj", Outcome: audit.Success, Details: map[string]string{"tag": "v1"}}},
+		{"push denied", func(ev *registryaudit.Events) {
+			ev.Refused(context.Background(), robot, "proj/app", []string{"pull", "push"},
+				apperr.Errorf(apperr.EUNAUTHORIZED, "requested access to the resource is denied").WithDetail("DENIED"))
+		}, audit.Event{ActorKind: "robot", Actor: "robot$proj+ci", Action: "artifact.push", Resource: "repository:proj/app",
+			Project: "proj", Outcome: audit.Denied, Reason: "requested access to the resource is denied",
+			Details: map[string]string{"actions": "pull,push", "code": "unauthorized"}}},
+		{"delete failed", func(ev *registryaudit.Events) {
+			ev.Refused(context.Background(), alice, "proj/app", []string{"delete"}, apperr.Errorf(apperr.ENOTFOUND, "manifest unknown"))
+		}, audit.Event{ActorKind: "user", Actor: "alice", Action: "artifact.delete", Resource: "repository:proj/app",
+			Project: "proj", Outcome: audit.Failure, Reason: "manifest unknown",
+			Details: map[string]string{"actions": "delete", "code": "not_found"}}},
+		{"pull denied", func(ev *registryaudit.Events) {
+			ev.Refused(context.Background(), alice, "proj/app", []string{"pull"}, apperr.Errorf(apperr.EDENIED, "no"))
+		}, audit.Event{ActorKind: "user", Actor: "alice", Action: "artifact.pull", Resource: "repository:proj/app",
+			Project: "proj", Outcome: audit.Denied, Reason: "no", Details: map[string]string{"actions": "pull", "code": "denied"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &memRecorder{}
+			tc.call(registryaudit.New(rec))
+			if len(rec.events) != 1 {
+				t.Fatalf("%d events recorded, want 1", len(rec.events))
+			}
+			if got := fmt.Sprintf("%+v", rec.events[0]); got != fmt.Sprintf("%+v", tc.want) {
+				t.Errorf("event\n %s\nwant\n %s", got, fmt.Sprintf("%+v", tc.want))
+			}
+			if err := audit.Validate(rec.events[0]); err != nil {
+				t.Errorf("the event is not valid: %v", err)
+			}
+		})
+	}
+}
+
+// guard lets alice do everything and guest pull; passwords are "pw".
+type guard struct{}
+
+func (guard) Authenticate(r *http.Request) (auth.Principal, error) {
+	u, pw, ok := r.BasicAuth()
+	if !ok {
+		return auth.Anonymous, nil
+	}
+	if pw != "pw" || (u != "alice" && u != "guest") {
+		return auth.Principal{}, apperr.Errorf(apperr.EUNAUTHORIZED, "bad credentials")
+	}
+	return auth.Principal{Kind: auth.KindUser, Name: u}, nil
+}
+
+func (guard) Authorize(_ context.Context, p auth.Principal, a auth.Access) error {
+	switch {
+	case p.Kind == auth.KindAnonymous:
+		return apperr.Errorf(apperr.EUNAUTHORIZED, "authentication required")
+	case p.Name == "alice":
+		return nil
+	}
+	for _, act := range a.Actions {
+		if act != auth.ActionPull {
+			return apperr.Errorf(apperr.EDENIED, "requested access to the resource is denied")
+		}
+	}
+	return nil
+}
+
+func (g guard) Entitled(ctx context.Context, p auth.Principal, repo, action string) bool {
+	return g.Authorize(ctx, p, auth.Access{Type: auth.TypeRepository, Name: repo, Actions: []string{action}}) == nil
+}
+
+func (guard) Challenge(*http.Request, ...auth.Access) string { return `Basic realm="test"` }
+
+// withClient puts the client's address and user agent in the request
+// context, as the server's middleware does.
+func withClient(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+		h.ServeHTTP(w, r.WithContext(audit.WithClient(r.Context(), ip, r.UserAgent())))
+	})
+}
+
+// newRegistry returns a registry handler over fresh SQLite and filesystem
+// stores holding project "proj", recording to events if not nil.
+func newRegistry(t testing.TB, events registry.Events) (http.Handler, *sqlite.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "meta.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	blobs, err := fs.New(filepath.Join(dir, "blobs"), fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateProject(context.Background(), &store.Project{Name: "proj"}); err != nil {
+		t.Fatal(err)
+	}
+	return registry.New(registry.Options{
+		Store: db, Projects: db, Blobs: blobs, Guard: guard{}, Events: events,
+		UploadSecret: bytes.Repeat([]byte("k"), registry.MinUploadSecret),
+	}), db
+}
+
+// TestOverRegistry pushes, pulls and deletes with a real client against
+// the registry, audited through a Writer into the same SQLite store.
+func TestOverRegistry(t *testing.T) {
+	var w *audit.Writer
+	ev := &lateEvents{}
+	h, db := newRegistry(t, ev)
+	w = audit.NewWriter(audit.WriterOptions{Store: db})
+	ev.Events = registryaudit.New(w)
+	srv := httptest.NewServer(withClient(h))
+	defer srv.Close()
+
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref, err := name.ParseReference(host+"/proj/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dg, _ := img.Digest()
+	alice := remote.WithAuth(&authn.Basic{Username: "alice", Password: "pw"})
+	guest := remote.WithAuth(&authn.Basic{Username: "guest", Password: "pw"})
+	if err := remote.Write(ref, img, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Get(ref, guest); err != nil {
+		t.Fatal(err)
+	}
+	other, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, other, guest); err == nil {
+		t.Fatal("guest pushed")
+	}
+	if err := remote.Delete(ref.Context().Digest(dg.String()), alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := db.AuditEvents(context.Background(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary []string
+	for i := len(got) - 1; i >= 0; i-- {
+		e := got[i]
+		summary = append(summary, fmt.Sprintf("%s %s %s", e.Actor, e.Action, e.Outcome))
+		if e.ClientIP != "127.0.0.1" || !strings.Contains(e.UserAgent, "go-containerregistry") {
+			t.Errorf("event %d: client %q, agent %q; want the test client's", e.ID, e.ClientIP, e.UserAgent)
+		}
+		if e.Project != "proj" || !strings.HasPrefix(e.Resource, "repository:proj/app") {
+			t.Errorf("event %d: project %q, resource %q", e.ID, e.Project, e.Resource)
+		}
+	}
+	joined := strings.Join(summary, "\n")
+	for _, want := range []string{"alice artifact.push success", "guest artifact.pull success", "guest artifact.push denied", "alice artifact.delete success"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("audit trail lacks %q:\n%s", want, joined)
+		}
+	}
+	if strings.Contains(joined, "guest artifact.push success") {
+		t.Errorf("a refused push was recorded as a success:\n%s", joined)
+	}
+	rep, err := audit.VerifyStore(context.Background(), db)
+	if err != nil || !rep.OK {
+		t.Errorf("VerifyStore = %+v, %v", rep, err)
+	}
+}
+
+// lateEvents lets the test create the registry before the writer that
+// needs its store.
+type lateEvents struct{ *registryaudit.Events }
+
+// BenchmarkManifestPull measures manifest GETs by tag, in process and in
+// parallel, without auditing and with every pull recorded through a Writer
+// into the registry's own SQLite database: auditing must not slow pulls.
+func BenchmarkManifestPull(b *testing.B) {
+	for _, audited := range []bool{false, true} {
+		b.Run(map[bool]string{false: "no audit", true: "audit"}[audited], func(b *testing.B) {
+			ev := &lateEvents{Events: registryaudit.New(audit.Discard{})}
+			var events registry.Events
+			if audited {
+				events = ev
+			}
+			h, db := newRegistry(b, events)
+			var w *audit.Writer
+			if audited {
+				w = audit.NewWriter(audit.WriterOptions{Store: db})
+				ev.Events = registryaudit.New(w)
+			}
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://")+"/proj/app:v1", name.Insecure)
+			if err != nil {
+				b.Fatal(err)
+			}
+			img, err := random.Image(256, 2)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "alice", Password: "pw"})); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := httptest.NewRequest(http.MethodGet, "/v2/proj/app/manifests/v1", nil)
+					r.SetBasicAuth("alice", "pw")
+					r.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json")
+					rw := httptest.NewRecorder()
+					h.ServeHTTP(rw, r)
+					if rw.Code != http.StatusOK {
+						b.Fatalf("GET manifest: %d %s", rw.Code, rw.Body)
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pulls/s")
+			if w != nil {
+				if err := w.Close(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				got, err := db.AuditEvents(context.Background(), store.AuditFilter{Action: registryaudit.ActionPull})
+				if err != nil || len(got) != b.N {
+					b.Fatalf("%d pulls audited (%v), want %d", len(got), err, b.N)
+				}
+			}
+		})
+	}
+}
