@@ -16,29 +16,57 @@ import (
 	"time"
 
 	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/audit"
 	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/rbac"
 	"github.com/customs-dev/customs/internal/reqlog"
 	"github.com/customs-dev/customs/internal/store"
 )
 
-// Authenticator identifies the caller of a request.
+// Authenticator identifies callers and decides what they may do (see
+// auth.Service, which implements it).
 type Authenticator interface {
-	// Authenticate returns auth.Anonymous for a request without
-	// credentials and an EUNAUTHORIZED error for bad ones.
-	Authenticate(r *http.Request) (auth.Principal, error)
+	// AuthenticateAPI returns the identity behind r as the store knows it
+	// now (never a token principal): auth.Anonymous without credentials,
+	// an EUNAUTHORIZED error for bad ones.
+	AuthenticateAPI(r *http.Request) (auth.Principal, error)
+	// ProjectPermissions returns what identity p may do in project, from
+	// the rbac table.
+	ProjectPermissions(ctx context.Context, p auth.Principal, project string) (rbac.Set, error)
+	// CheckPassword verifies a user's current password (limited and
+	// audited like a login); EUNAUTHORIZED if wrong.
+	CheckPassword(r *http.Request, name, password string) error
+	// HashPassword hashes a new password for storage.
+	HashPassword(password string) (string, error)
+	// RobotSecretHash returns the stored form of a robot's secret.
+	RobotSecretHash(name, secret string) (string, error)
+	// ForgetPermissions drops cached permission decisions after a change
+	// of memberships or robots.
+	ForgetPermissions()
+	// ClientIP returns the address of r's client, for audit events.
+	ClientIP(r *http.Request) string
 }
 
 // Store is what the API reads and writes.
 type Store interface {
 	store.ProjectStore
+	store.UserStore
+	store.MemberStore
+	store.RobotStore
 	Repositories(ctx context.Context, project string, page store.Page) ([]string, error)
 }
 
-// Options configures the API handler.
+// Options configures the API handler. Store and Auth are required.
 type Options struct {
 	Store  Store
 	Auth   Authenticator
 	Logger *slog.Logger
+	// Recorder receives audit events of user, membership, robot and
+	// project changes (and refusals of them); default audit.Discard.
+	Recorder audit.Recorder
+	// Clock returns the current time (robot expiry, audit times); default
+	// time.Now.
+	Clock func() time.Time
 	// Version is reported by /api/v1/system/info.
 	Version string
 }
@@ -52,6 +80,15 @@ type handler struct {
 
 // New returns the API handler, to be mounted at /api/.
 func New(opts Options) http.Handler {
+	if opts.Recorder == nil {
+		opts.Recorder = audit.Discard{}
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	h := &handler{opts: opts}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/system/info", h.wrap(h.systemInfo))
@@ -61,6 +98,9 @@ func New(opts Options) http.Handler {
 	mux.Handle("PATCH /api/v1/projects/{name}", h.wrap(h.updateProject))
 	mux.Handle("DELETE /api/v1/projects/{name}", h.wrap(h.deleteProject))
 	mux.Handle("GET /api/v1/projects/{name}/repositories", h.wrap(h.listRepositories))
+	h.userRoutes(mux)
+	h.memberRoutes(mux)
+	h.robotRoutes(mux)
 	mux.Handle("/api/", h.wrap(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 		return apperr.Errorf(apperr.ENOTFOUND, "no API endpoint %s %s", r.Method, r.URL.Path)
 	}))
@@ -72,7 +112,7 @@ type apiFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal) erro
 // wrap authenticates the request and writes any returned error.
 func (h *handler) wrap(fn apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := h.opts.Auth.Authenticate(r)
+		p, err := h.opts.Auth.AuthenticateAPI(r)
 		if err == nil {
 			err = fn(w, r, p)
 		}
@@ -100,6 +140,8 @@ func status(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case apperr.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case "TOOMANYREQUESTS": // see writeError
+		return http.StatusTooManyRequests
 	case apperr.EUNSUPPORTED:
 		return http.StatusUnsupportedMediaType
 	case apperr.ERANGE:
@@ -124,10 +166,16 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if code == apperr.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Basic realm="customs"`)
 	}
+	st := status(code)
+	if code == apperr.EUNAVAILABLE && apperr.Detail(err) == "TOOMANYREQUESTS" {
+		st = status("TOOMANYREQUESTS")
+		secs := max(1, int64((apperr.RetryAfter(err)+time.Second-1)/time.Second))
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	}
 	var body ErrorBody
 	body.Error.Code = code
 	body.Error.Message = apperr.Message(err)
-	writeJSON(w, status(code), body)
+	writeJSON(w, st, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -162,17 +210,6 @@ func decode(r *http.Request, v any) error {
 func requireUser(p auth.Principal) error {
 	if p.Kind == auth.KindAnonymous {
 		return apperr.Errorf(apperr.EUNAUTHORIZED, "authentication required")
-	}
-	return nil
-}
-
-// requireAdmin refuses callers who are not system administrators.
-func requireAdmin(p auth.Principal) error {
-	if err := requireUser(p); err != nil {
-		return err
-	}
-	if !p.Admin {
-		return apperr.Errorf(apperr.EDENIED, "only system administrators may do this")
 	}
 	return nil
 }

@@ -2,15 +2,33 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/audit"
 	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/rbac"
 	"github.com/customs-dev/customs/internal/store"
 )
 
-// visible reports whether p may see project pr.
-func visible(p auth.Principal, pr *store.Project) bool {
-	return pr.Public || p.Admin
+// Audit actions of project changes.
+const (
+	auditProjectCreate = "project.create"
+	auditProjectUpdate = "project.update"
+	auditProjectDelete = "project.delete"
+)
+
+// visible reports whether p may see project pr: public projects and, for
+// others, the rbac.ActionReadProject permission.
+func (h *handler) visible(r *http.Request, p auth.Principal, pr *store.Project) (bool, error) {
+	if pr.Public || (p.Admin && p.Kind != auth.KindAnonymous) {
+		return true, nil
+	}
+	if p.Kind == auth.KindAnonymous {
+		return false, nil
+	}
+	may, err := h.opts.Auth.ProjectPermissions(r.Context(), p, pr.Name)
+	return may.Has(rbac.ActionReadProject), err
 }
 
 func (h *handler) listProjects(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -24,7 +42,11 @@ func (h *handler) listProjects(w http.ResponseWriter, r *http.Request, p auth.Pr
 	}
 	out := []Project{}
 	for i := range all {
-		if visible(p, &all[i]) {
+		ok, err := h.visible(r, p, &all[i])
+		if err != nil {
+			return err
+		}
+		if ok {
 			out = append(out, toProject(all[i]))
 		}
 	}
@@ -39,7 +61,7 @@ type CreateProjectRequest struct {
 }
 
 func (h *handler) createProject(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if err := requireAdmin(p); err != nil {
+	if err := h.requireAdmin(r, p, auditProjectCreate, ""); err != nil {
 		return err
 	}
 	var req CreateProjectRequest
@@ -57,26 +79,11 @@ func (h *handler) createProject(w http.ResponseWriter, r *http.Request, p auth.P
 		return err
 	}
 	reqLogger(r, h).Info("project created", "project", pr.Name, "public", pr.Public, "by", p.Name)
+	h.audit(r, p, audit.Event{Action: auditProjectCreate, Resource: "project:" + pr.Name, Project: pr.Name,
+		Details: map[string]string{"public": strconv.FormatBool(pr.Public)}})
 	w.Header().Set("Location", "/api/v1/projects/"+pr.Name)
 	writeJSON(w, http.StatusCreated, toProject(*pr))
 	return nil
-}
-
-// lookup returns the named project if p may see it; ENOTFOUND otherwise, so
-// private projects cannot be probed.
-func (h *handler) lookup(r *http.Request, p auth.Principal) (*store.Project, error) {
-	name := r.PathValue("name")
-	pr, err := h.opts.Store.Project(r.Context(), name)
-	if err != nil && !apperr.Is(err, apperr.ENOTFOUND) {
-		return nil, err
-	}
-	if err != nil || !visible(p, pr) {
-		if p.Kind == auth.KindAnonymous {
-			return nil, apperr.Errorf(apperr.EUNAUTHORIZED, "authentication required")
-		}
-		return nil, apperr.Errorf(apperr.ENOTFOUND, "project %q not found", name)
-	}
-	return pr, nil
 }
 
 func (h *handler) getProject(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -84,7 +91,7 @@ func (h *handler) getProject(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toProject(*pr))
+	writeJSON(w, http.StatusOK, toProject(*pr.Project))
 	return nil
 }
 
@@ -95,34 +102,38 @@ type UpdateProjectRequest struct {
 }
 
 func (h *handler) updateProject(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if err := requireAdmin(p); err != nil {
-		return err
-	}
 	pr, err := h.lookup(r, p)
 	if err != nil {
+		return err
+	}
+	if err := h.require(r, p, pr, rbac.ActionManageSettings, auditProjectUpdate, "project:"+pr.Name); err != nil {
 		return err
 	}
 	var req UpdateProjectRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	details := map[string]string{}
 	if req.Public != nil {
+		details["public"] = strconv.FormatBool(*req.Public)
 		pr.Public = *req.Public
 	}
-	if err := h.opts.Store.UpdateProject(r.Context(), pr); err != nil {
+	if err := h.opts.Store.UpdateProject(r.Context(), pr.Project); err != nil {
 		return err
 	}
+	h.opts.Auth.ForgetPermissions() // public projects grant anyone pull
 	reqLogger(r, h).Info("project updated", "project", pr.Name, "public", pr.Public, "by", p.Name)
-	writeJSON(w, http.StatusOK, toProject(*pr))
+	h.audit(r, p, audit.Event{Action: auditProjectUpdate, Resource: "project:" + pr.Name, Project: pr.Name, Details: details})
+	writeJSON(w, http.StatusOK, toProject(*pr.Project))
 	return nil
 }
 
 func (h *handler) deleteProject(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if err := requireAdmin(p); err != nil {
-		return err
-	}
 	pr, err := h.lookup(r, p)
 	if err != nil {
+		return err
+	}
+	if err := h.require(r, p, pr, rbac.ActionDeleteProject, auditProjectDelete, "project:"+pr.Name); err != nil {
 		return err
 	}
 	if err := h.opts.Store.DeleteProject(r.Context(), pr.Name); err != nil {
@@ -131,7 +142,9 @@ func (h *handler) deleteProject(w http.ResponseWriter, r *http.Request, p auth.P
 		}
 		return err
 	}
+	h.opts.Auth.ForgetPermissions()
 	reqLogger(r, h).Info("project deleted", "project", pr.Name, "by", p.Name)
+	h.audit(r, p, audit.Event{Action: auditProjectDelete, Resource: "project:" + pr.Name, Project: pr.Name})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -9,20 +9,29 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/customs-dev/customs/internal/api"
 	"github.com/customs-dev/customs/internal/apperr"
 )
 
-// Client calls one customs server.
+// Client calls one customs server. It is not safe for concurrent use.
 type Client struct {
 	// BaseURL is the server's URL, e.g. "http://localhost:5000".
 	BaseURL string
 	// Username and Password are sent with Basic auth when Username is set.
 	Username, Password string
+	// RefreshToken, when set (and Username is not), is exchanged at the
+	// server's token service for an API access token, sent as a bearer
+	// token (see Login).
+	RefreshToken string
 	// HTTP is the client used; http.DefaultClient when nil.
 	HTTP *http.Client
+
+	access        string    // API access token obtained with RefreshToken
+	accessExpires time.Time // when to get a new one
 }
 
 // do sends a JSON request and decodes a JSON response into out (if not nil).
@@ -45,14 +54,17 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.Username != "" {
+	switch {
+	case c.Username != "":
 		req.SetBasicAuth(c.Username, c.Password)
+	case c.RefreshToken != "":
+		tok, err := c.accessToken(ctx)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return apperr.Wrap(err, apperr.EUNAVAILABLE, fmt.Sprintf("cannot reach customs at %s: %v", c.BaseURL, err))
 	}
@@ -64,7 +76,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if resp.StatusCode/100 != 2 {
 		var eb api.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-			return apperr.Errorf(eb.Error.Code, "%s", eb.Error.Message)
+			e := apperr.Errorf(eb.Error.Code, "%s", eb.Error.Message)
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+				e.RetryAfter = time.Duration(s) * time.Second
+			}
+			return e
 		}
 		return apperr.Errorf(apperr.EINTERNAL, "server answered %s", resp.Status)
 	}

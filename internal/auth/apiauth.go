@@ -79,3 +79,8 @@ func (s *Service) RobotSecretHash(name, secret string) (string, error) {
 	}
 	return hashRobotSecret(s.pepper, name, secret), nil
 }
+
+// ClientIP returns the address of the client that made r (from
+// X-Forwarded-For only with TrustProxyHeaders), as audit events and the
+// login limiter see it.
+func (s *Service) ClientIP(r *http.Request) string { return s.remoteAddr(r) }

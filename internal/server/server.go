@@ -134,9 +134,17 @@ func (s *Server) initAuth(ctx context.Context, adminPassword string) error {
 	if err != nil {
 		return fmt.Errorf("token signing keys: %w", err)
 	}
+	pepper, err := loadOrCreateSecret(filepath.Join(s.cfg.DataDir, "robot-pepper"))
+	if err != nil {
+		return fmt.Errorf("robot secret pepper: %w", err)
+	}
 	s.Auth, err = auth.NewService(auth.Options{
 		Users:             s.Store,
 		Projects:          s.Store,
+		Members:           s.Store,
+		Robots:            s.Store,
+		RobotPepper:       pepper,
+		Limiter:           auth.NewLoginLimiter(auth.LimiterOptions{}),
 		Keys:              keys,
 		Service:           s.cfg.Auth.Service,
 		Issuer:            s.cfg.Auth.Issuer,
