@@ -34,7 +34,8 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newServeCmd(), newProjectCmd(), newGCCmd(), newConfigCmd())
+	root.AddCommand(newServeCmd(), newProjectCmd(), newGCCmd(), newConfigCmd(),
+		newLoginCmd(), newLogoutCmd(), newUserCmd(), newRobotCmd())
 	return root
 }
 

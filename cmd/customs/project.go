@@ -18,25 +18,32 @@ type clientFlags struct {
 
 func bindClientFlags(fs *pflag.FlagSet) *clientFlags {
 	cf := &clientFlags{}
-	fs.StringVar(&cf.server, "server", envOr("CUSTOMS_SERVER", "http://localhost:5000"), "customs server URL (env CUSTOMS_SERVER)")
-	fs.StringVarP(&cf.username, "username", "u", os.Getenv("CUSTOMS_USERNAME"), "user name (env CUSTOMS_USERNAME)")
+	fs.StringVar(&cf.server, "server", "", "customs server URL (default: env CUSTOMS_SERVER, else the server of customs login, else "+defaultServer+")")
+	fs.StringVarP(&cf.username, "username", "u", os.Getenv("CUSTOMS_USERNAME"), "user name (env CUSTOMS_USERNAME; default: the credentials of customs login)")
 	fs.StringVar(&cf.password, "password", "", "password (prefer env CUSTOMS_PASSWORD: flags are visible to other users)")
 	return cf
 }
 
-func (cf *clientFlags) client() *apiclient.Client {
-	pw := cf.password
-	if pw == "" {
-		pw = os.Getenv("CUSTOMS_PASSWORD")
+// client returns an API client for the chosen server: with Basic
+// credentials when a user name is given, else with the refresh token that
+// customs login stored for that server, else anonymous.
+func (cf *clientFlags) client() (*apiclient.Client, error) {
+	cfg, err := loadCLIConfig()
+	if err != nil && cf.username == "" {
+		return nil, err
 	}
-	return &apiclient.Client{BaseURL: cf.server, Username: cf.username, Password: pw}
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+	c := &apiclient.Client{BaseURL: resolveServer(cf.server, cfg)}
+	if cf.username != "" {
+		c.Username, c.Password = cf.username, cf.password
+		if c.Password == "" {
+			c.Password = os.Getenv("CUSTOMS_PASSWORD")
+		}
+		return c, nil
 	}
-	return def
+	if creds, ok := cfg.Servers[c.BaseURL]; ok {
+		c.RefreshToken = creds.RefreshToken
+	}
+	return c, nil
 }
 
 func newProjectCmd() *cobra.Command {
@@ -49,7 +56,11 @@ func newProjectCmd() *cobra.Command {
 		Short: "Create a project (repositories are pushed as NAME/...)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := cf.client().CreateProject(cmd.Context(), args[0], public)
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.CreateProject(cmd.Context(), args[0], public)
 			if err != nil {
 				return err
 			}
@@ -68,7 +79,11 @@ func newProjectCmd() *cobra.Command {
 		Short: "List the projects you may see",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ps, err := cf.client().Projects(cmd.Context())
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ps, err := c.Projects(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -90,7 +105,11 @@ func newProjectCmd() *cobra.Command {
 		Short: "Delete an empty project",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cf.client().DeleteProject(cmd.Context(), args[0]); err != nil {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteProject(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "project %s deleted\n", args[0])
@@ -104,7 +123,11 @@ func newProjectCmd() *cobra.Command {
 		Short: "Make a project public (--public) or private (--public=false)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := cf.client().SetProjectPublic(cmd.Context(), args[0], setPublic)
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.SetProjectPublic(cmd.Context(), args[0], setPublic)
 			if err != nil {
 				return err
 			}
@@ -113,6 +136,6 @@ func newProjectCmd() *cobra.Command {
 		},
 	}
 	set.Flags().BoolVar(&setPublic, "public", true, "public (true) or private (false)")
-	cmd.AddCommand(create, list, del, set)
+	cmd.AddCommand(create, list, del, set, newMemberCmd(cf))
 	return cmd
 }

@@ -127,7 +127,8 @@ func ParseLifetime(s string) (time.Duration, error) {
 
 // CreateRobotRequest is the body of POST /api/v1/robots (a system robot,
 // Permissions required) and POST /api/v1/projects/{name}/robots (a project
-// robot, Actions required). Push implies pull: pushing needs it.
+// robot, Actions required). Push implies pull (pushing needs it), and any
+// action implies read-project.
 type CreateRobotRequest struct {
 	Name        string            `json:"name"`
 	Description string            `json:"description,omitempty"`
@@ -150,7 +151,8 @@ type UpdateRobotRequest struct {
 }
 
 // checkPermissions validates permissions for the store: known projects
-// (or "*"), at least one action each, push adding pull.
+// (or "*"), at least one action each; push adds pull, and every permission
+// adds read-project.
 func (h *handler) checkPermissions(r *http.Request, perms []RobotPermission) ([]store.RobotPermission, error) {
 	if len(perms) == 0 {
 		return nil, apperr.Errorf(apperr.EINVALID, "a robot needs at least one permission")
@@ -172,6 +174,7 @@ func (h *handler) checkPermissions(r *http.Request, perms []RobotPermission) ([]
 		if set.Has(rbac.ActionPush) {
 			set |= rbac.SetOf(rbac.ActionPull)
 		}
+		set |= rbac.SetOf(rbac.ActionReadProject) // a robot may see the projects it acts in
 		out = append(out, store.RobotPermission{Project: p.Project, Actions: set.Strings()})
 	}
 	return out, nil
