@@ -67,6 +67,9 @@ type Options struct {
 	// Clock returns the current time (robot expiry, audit times); default
 	// time.Now.
 	Clock func() time.Time
+	// AuditLog, if not nil, is served under /api/v1/audit/ (query, export,
+	// verify, purge).
+	AuditLog AuditLog
 	// Version is reported by /api/v1/system/info.
 	Version string
 }
@@ -101,6 +104,9 @@ func New(opts Options) http.Handler {
 	h.userRoutes(mux)
 	h.memberRoutes(mux)
 	h.robotRoutes(mux)
+	if opts.AuditLog != nil {
+		h.auditRoutes(mux)
+	}
 	mux.Handle("/api/", h.wrap(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 		return apperr.Errorf(apperr.ENOTFOUND, "no API endpoint %s %s", r.Method, r.URL.Path)
 	}))

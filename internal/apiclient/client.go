@@ -34,55 +34,72 @@ type Client struct {
 	accessExpires time.Time // when to get a new one
 }
 
-// do sends a JSON request and decodes a JSON response into out (if not nil).
-// A non-2xx answer becomes an *apperr.Error carrying the server's code and
-// message.
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+// send sends a request (with in, if not nil, as its JSON body) with the
+// client's credentials and returns the response if its status is 2xx; the
+// caller closes its body. Any other answer becomes an *apperr.Error
+// carrying the server's code and message.
+func (c *Client) send(ctx context.Context, method, path string, in any, accept string) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
 	if err != nil {
-		return apperr.Wrap(err, apperr.EINVALID, fmt.Sprintf("bad server URL %q", c.BaseURL))
+		return nil, apperr.Wrap(err, apperr.EINVALID, fmt.Sprintf("bad server URL %q", c.BaseURL))
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	switch {
 	case c.Username != "":
 		req.SetBasicAuth(c.Username, c.Password)
 	case c.RefreshToken != "":
 		tok, err := c.accessToken(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return apperr.Wrap(err, apperr.EUNAVAILABLE, fmt.Sprintf("cannot reach customs at %s: %v", c.BaseURL, err))
+		return nil, apperr.Wrap(err, apperr.EUNAVAILABLE, fmt.Sprintf("cannot reach customs at %s: %v", c.BaseURL, err))
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.EUNAVAILABLE, "reading the server's answer failed")
+	}
+	var eb api.ErrorBody
+	if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+		e := apperr.Errorf(eb.Error.Code, "%s", eb.Error.Message)
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+		return nil, e
+	}
+	return nil, apperr.Errorf(apperr.EINTERNAL, "server answered %s", resp.Status)
+}
+
+// do sends a JSON request and decodes a JSON response into out (if not nil).
+// A non-2xx answer becomes an *apperr.Error carrying the server's code and
+// message.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, method, path, in, "application/json")
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return apperr.Wrap(err, apperr.EUNAVAILABLE, "reading the server's answer failed")
-	}
-	if resp.StatusCode/100 != 2 {
-		var eb api.ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-			e := apperr.Errorf(eb.Error.Code, "%s", eb.Error.Message)
-			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-				e.RetryAfter = time.Duration(s) * time.Second
-			}
-			return e
-		}
-		return apperr.Errorf(apperr.EINTERNAL, "server answered %s", resp.Status)
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {

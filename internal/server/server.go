@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/customs-dev/customs/internal/api"
+	"github.com/customs-dev/customs/internal/audit"
+	"github.com/customs-dev/customs/internal/audit/registryaudit"
 	"github.com/customs-dev/customs/internal/auth"
 	"github.com/customs-dev/customs/internal/blob"
 	blobfs "github.com/customs-dev/customs/internal/blob/fs"
@@ -46,6 +48,8 @@ type Server struct {
 	Blobs blob.Store
 	Auth  *auth.Service
 	GC    *gc.Collector
+	// Audit records the audit trail; Serve flushes it on shutdown.
+	Audit *audit.Writer
 
 	uploadSecret []byte
 	metrics      *prometheus.Registry
@@ -106,23 +110,24 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		s.Store.Close()
 		return nil, fmt.Errorf("opening blob storage: %w", err)
 	}
+	s.metrics = prometheus.NewRegistry()
+	s.Audit = audit.NewWriter(audit.WriterOptions{Store: s.Store, Logger: s.logger.With("component", "audit"), Registerer: s.metrics})
 	if err := s.initAuth(ctx, opts.AdminPassword); err != nil {
-		s.Store.Close()
+		s.Close()
 		return nil, err
 	}
 	if s.uploadSecret, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, "upload-secret")); err != nil {
-		s.Store.Close()
+		s.Close()
 		return nil, fmt.Errorf("upload session secret: %w", err)
 	}
 	if err := s.initTLS(); err != nil {
-		s.Store.Close()
+		s.Close()
 		return nil, err
 	}
 	s.GC = gc.New(gc.Options{
 		Store: s.Store, Blobs: s.Blobs, Logger: s.logger.With("component", "gc"),
 		GracePeriod: cfg.GC.GracePeriod.Std(), UploadMaxAge: cfg.GC.UploadMaxAge.Std(),
 	})
-	s.metrics = prometheus.NewRegistry()
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics.MustRegister(newStorageCollector(s.Store))
 	s.handler = s.routes()
@@ -145,6 +150,7 @@ func (s *Server) initAuth(ctx context.Context, adminPassword string) error {
 		Robots:            s.Store,
 		RobotPepper:       pepper,
 		Limiter:           auth.NewLoginLimiter(auth.LimiterOptions{}),
+		Recorder:          s.Audit,
 		Keys:              keys,
 		Service:           s.cfg.Auth.Service,
 		Issuer:            s.cfg.Auth.Issuer,
@@ -212,19 +218,21 @@ func (s *Server) routes() http.Handler {
 		LoggerFrom:       reqlog.From,
 		AllowSparse:      s.cfg.Registry.AllowSparse,
 		MaxManifestBytes: s.cfg.Registry.MaxManifestBytes,
+		Events:           registryaudit.New(s.Audit),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", reg)
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
 	mux.Handle("/service/token", s.Auth.TokenHandler())
-	mux.Handle("/api/", api.New(api.Options{Store: s.Store, Auth: s.Auth, Logger: s.logger, Version: s.version}))
+	mux.Handle("/api/", api.New(api.Options{Store: s.Store, Auth: s.Auth, Logger: s.logger, Version: s.version,
+		Recorder: s.Audit, AuditLog: s.Store}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
-	return instrument(mux, s.logger, newHTTPMetrics(s.metrics))
+	return instrument(withAuditClient(mux, s.Auth.ClientIP), s.logger, newHTTPMetrics(s.metrics))
 }
 
 // readyz answers 200 when the server accepts traffic and its database
@@ -311,13 +319,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	shutErr := srv.Shutdown(shutCtx)
 	stopWorkers()
 	wg.Wait()
+	// Every request and worker has finished: what they recorded is queued.
+	auditCtx, cancelAudit := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Std())
+	defer cancelAudit()
+	auditErr := s.Audit.Close(auditCtx)
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
 	if shutErr != nil {
 		s.logger.Warn("shutdown timed out; some requests were cut off", "err", shutErr)
 	}
-	return errors.Join(serveErr, shutErr)
+	return errors.Join(serveErr, shutErr, auditErr)
 }
 
 func (s *Server) runGCLoop(ctx context.Context, every time.Duration) {
@@ -337,5 +349,8 @@ func (s *Server) runGCLoop(ctx context.Context, every time.Duration) {
 
 // Close releases the stores.
 func (s *Server) Close() error {
-	return s.Store.Close()
+	// Serve closed the writer already, unless it never ran.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return errors.Join(s.Audit.Close(ctx), s.Store.Close())
 }

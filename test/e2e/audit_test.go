@@ -1,0 +1,161 @@
+package e2e_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/customs-dev/customs/test/e2e/harness"
+)
+
+// customsCLI runs the customs binary as the server's administrator and
+// returns its output and exit code.
+func customsCLI(t *testing.T, srv *harness.Server, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, harness.CustomsBinary(t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"CUSTOMS_USERNAME=" + srv.Username, "CUSTOMS_PASSWORD=" + srv.Password}
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatalf("customs %s: %v", strings.Join(args, " "), err)
+	}
+	t.Logf("$ customs %s (exit %d)", strings.Join(args, " "), code)
+	return out.String(), errOut.String(), code
+}
+
+// auditEvent is the part of an audit event the test reads.
+type auditEvent struct {
+	ID        int64  `json:"id"`
+	ActorKind string `json:"actorKind"`
+	Actor     string `json:"actor"`
+	ClientIP  string `json:"clientIP"`
+	UserAgent string `json:"userAgent"`
+	Action    string `json:"action"`
+	Resource  string `json:"resource"`
+	Outcome   string `json:"outcome"`
+}
+
+// TestAuditTrail pushes with crane and pulls with skopeo against the real
+// server, finds both in `customs audit query`, then stops the server, edits
+// one stored event directly in the SQLite file and requires `customs audit
+// verify --data-dir` to fail naming that event.
+func TestAuditTrail(t *testing.T) {
+	t.Parallel()
+	if os.Getenv(harness.EnvTarget) == harness.KindDistribution {
+		t.Skip("the audit trail is customs'")
+	}
+	harness.Tool(t, "crane")
+	harness.Tool(t, "skopeo")
+	src := harness.Image(t, debianImage)
+	srcDigest, _ := layoutManifest(t, src)
+
+	srv := harness.StartCustoms(t)
+	srv.CreateProject(t, "library", false)
+	c := harness.NewClient(t)
+	repo := srv.Addr + "/library/audited"
+	c.MustInput(t, srv.Password, "crane", "auth", "login", srv.Addr, "-u", srv.Username, "--password-stdin")
+	c.Must(t, "crane", "push", "--insecure", src, repo+":v1")
+	c.MustInput(t, srv.Password+"\n", "skopeo", "login", "--tls-verify=false", "--username", srv.Username, "--password-stdin", srv.Addr)
+	c.Must(t, "skopeo", "--insecure-policy", "copy", "--src-tls-verify=false", "docker://"+repo+":v1", "oci:"+filepath.Join(t.TempDir(), "out")+":v1")
+
+	// The writer flushes within 50 ms; poll a little.
+	var events []auditEvent
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, errOut, code := customsCLI(t, srv, "audit", "query", "--server", srv.URL(), "--action", "artifact", "--project", "library", "--output", "json")
+		if code != 0 {
+			t.Fatalf("audit query exited %d: %s", code, errOut)
+		}
+		var page struct {
+			Events []auditEvent `json:"events"`
+		}
+		if err := json.Unmarshal([]byte(out), &page); err != nil {
+			t.Fatalf("audit query output: %v\n%s", err, out)
+		}
+		events = page.Events
+		if (find(events, "artifact.push") != nil && find(events, "artifact.pull") != nil) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	push, pull := find(events, "artifact.push"), find(events, "artifact.pull")
+	if push == nil || pull == nil {
+		t.Fatalf("audit query lacks a push or a pull: %+v", events)
+	}
+	want := "repository:library/audited@" + srcDigest
+	if push.Actor != "admin" || push.Outcome != "success" || push.Resource != want || !strings.Contains(push.UserAgent, "go-containerregistry") {
+		t.Errorf("crane's push event %+v", *push)
+	}
+	if pull.Actor != "admin" || pull.Outcome != "success" || pull.Resource != want || pull.ClientIP != "127.0.0.1" ||
+		!strings.Contains(pull.UserAgent, "skopeo") {
+		t.Errorf("skopeo's pull event %+v", *pull)
+	}
+	table, _, code := customsCLI(t, srv, "audit", "query", "--server", srv.URL(), "--actor", "admin")
+	if code != 0 || !strings.Contains(table, "artifact.push") || !strings.Contains(table, "ACTOR") {
+		t.Errorf("audit query table (exit %d):\n%s", code, table)
+	}
+	ok, _, code := customsCLI(t, srv, "audit", "verify", "--server", srv.URL())
+	if code != 0 || !strings.Contains(ok, "intact") {
+		t.Fatalf("audit verify on the server exited %d: %s", code, ok)
+	}
+	export, _, code := customsCLI(t, srv, "audit", "export", "--server", srv.URL())
+	if lines := strings.Count(export, "\n"); code != 0 || lines < 2 {
+		t.Errorf("audit export (exit %d) wrote %d lines", code, lines)
+	}
+
+	srv.Stop(t)
+	ok, errOut, code := customsCLI(t, srv, "audit", "verify", "--data-dir", srv.DataDir)
+	if code != 0 || !strings.Contains(ok, "intact") {
+		t.Fatalf("offline audit verify before tampering exited %d: %s%s", code, ok, errOut)
+	}
+
+	db, err := sql.Open("sqlite", filepath.Join(srv.DataDir, "customs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Exec(`UPDATE audit_events SET actor = 'someone-else' WHERE id = $1`, push.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("edited %d rows", n)
+	}
+	db.Close()
+
+	out, errOut, code := customsCLI(t, srv, "audit", "verify", "--data-dir", srv.DataDir)
+	if code == 0 {
+		t.Fatalf("audit verify passed after event %d was edited:\n%s", push.ID, out)
+	}
+	if wantMsg := fmt.Sprintf("broken at event %d: altered", push.ID); !strings.Contains(errOut, wantMsg) {
+		t.Errorf("audit verify said %q, want it to name %q", errOut, wantMsg)
+	}
+}
+
+// find returns the first event with action, or nil.
+func find(events []auditEvent, action string) *auditEvent {
+	for i := range events {
+		if events[i].Action == action {
+			return &events[i]
+		}
+	}
+	return nil
+}
