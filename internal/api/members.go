@@ -23,6 +23,24 @@ func (h *handler) memberRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/projects/{name}/members", h.wrap(h.addMember))
 	mux.Handle("PATCH /api/v1/projects/{name}/members/{member}", h.wrap(h.updateMember))
 	mux.Handle("DELETE /api/v1/projects/{name}/members/{member}", h.wrap(h.removeMember))
+	mux.Handle("GET /api/v1/projects/{name}/permissions", h.wrap(h.projectPermissions))
+}
+
+// Permissions is the answer of GET /api/v1/projects/{name}/permissions:
+// what the caller may do in the project, from the rbac table (for clients
+// that show only what may be done).
+type Permissions struct {
+	Project string        `json:"project"`
+	Actions []rbac.Action `json:"actions"`
+}
+
+func (h *handler) projectPermissions(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	pr, err := h.lookup(r, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, Permissions{Project: pr.Name, Actions: pr.may.Actions()})
+	return nil
 }
 
 // Member is the API representation of a project member.

@@ -154,3 +154,10 @@ func (c *Client) RotateRobot(ctx context.Context, name string) (api.Robot, error
 func (c *Client) DeleteRobot(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, robotPath(name), nil, nil)
 }
+
+// Permissions returns what the caller may do in a project.
+func (c *Client) Permissions(ctx context.Context, project string) (api.Permissions, error) {
+	var out api.Permissions
+	err := c.do(ctx, http.MethodGet, projectPath(project)+"/permissions", nil, &out)
+	return out, err
+}
