@@ -384,3 +384,25 @@ func TestWriterOverSQLite(t *testing.T) {
 		}
 	}
 }
+
+// nopStore stores nothing, instantly.
+type nopStore struct{}
+
+func (nopStore) AppendAudit(context.Context, []audit.Event) error { return nil }
+
+// BenchmarkRecord measures what auditing adds to a request's own path:
+// Record (normalize, validate, queue) with a store that costs nothing.
+func BenchmarkRecord(b *testing.B) {
+	w := audit.NewWriter(audit.WriterOptions{Store: nopStore{}})
+	defer w.Close(context.Background())
+	ctx := audit.WithClient(context.Background(), "192.0.2.10", "containers/5.29.2 (github.com/containers/image)")
+	e := audit.Event{ActorKind: audit.ActorUser, Actor: "developer", Action: "artifact.pull", Outcome: audit.Success,
+		Resource: "repository:library/debian@sha256:" + strings.Repeat("ab", 32), Project: "library",
+		Details: map[string]string{"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": "1234"}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w.Record(ctx, e)
+		}
+	})
+}
