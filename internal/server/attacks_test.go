@@ -288,11 +288,11 @@ func TestAttackForgedTokens(t *testing.T) {
 				t.Errorf("registry: %d %s", code, body)
 			}
 			// The catalog lists what the identity may pull (the registry filters it
-	// by entitlement, whatever the token names): never the other project.
-	if code, body := e.raw(t, "GET", "/v2/_catalog", "Bearer "+tok); code == 200 && strings.Contains(body, "other/") {
-		t.Errorf("the catalog shows the other project: %s", body)
-	}
-	if code, _ := e.raw(t, "DELETE", "/v2/proj/app/manifests/v1", "Bearer "+tok); code != 401 {
+			// by entitlement, whatever the token names): never the other project.
+			if code, body := e.raw(t, "GET", "/v2/_catalog", "Bearer "+tok); code == 200 && strings.Contains(body, "other/") {
+				t.Errorf("the catalog shows the other project: %s", body)
+			}
+			if code, _ := e.raw(t, "DELETE", "/v2/proj/app/manifests/v1", "Bearer "+tok); code != 401 {
 				t.Errorf("registry delete: %d", code)
 			}
 			if code, _ := e.raw(t, "GET", "/api/v1/users", "Bearer "+tok); code != 401 {
