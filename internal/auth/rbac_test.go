@@ -490,3 +490,23 @@ func TestNewServiceRobotPepper(t *testing.T) {
 		t.Fatalf("robot login without robots enabled: %v", err)
 	}
 }
+
+func TestDenialSaysWhoMayNotDoWhat(t *testing.T) {
+	f := roleFixture(t)
+	ctx := context.Background()
+	guest := Principal{Kind: KindUser, Name: "guest"}
+	err := f.svc.Authorize(ctx, guest, Access{Type: TypeRepository, Name: "priv/app", Actions: []string{"pull", "push"}})
+	if apperr.Code(err) != apperr.EDENIED || apperr.Message(err) != "requested access to the resource is denied: guest may not push to priv/app" {
+		t.Fatalf("Basic denial: %v", err)
+	}
+	tok := Principal{Kind: KindUser, Name: "guest", Token: true, Granted: []Access{{Type: TypeRepository, Name: "priv/app", Actions: []string{"pull"}}}}
+	err = f.svc.Authorize(ctx, tok, Access{Type: TypeRepository, Name: "priv/app", Actions: []string{"delete"}})
+	if apperr.Code(err) != apperr.EUNAUTHORIZED || apperr.Detail(err) != "DENIED" ||
+		apperr.Message(err) != "requested access to the resource is denied: guest may not delete in priv/app" {
+		t.Fatalf("token denial: %v", err)
+	}
+	err = f.svc.Authorize(ctx, guest, Access{Type: TypeRegistry, Name: "catalog", Actions: []string{"*"}})
+	if apperr.Message(err) != "requested access to the resource is denied: guest may not use the registry's catalog" {
+		t.Fatalf("catalog denial: %v", err)
+	}
+}

@@ -454,7 +454,7 @@ func (s *Service) Authorize(ctx context.Context, p Principal, a Access) error {
 	if p.Token {
 		for _, act := range a.Actions {
 			if !allows(p.Granted, a.Type, a.Name, act) {
-				return denial(p)
+				return denial(p, a, act)
 			}
 		}
 		return nil
@@ -466,21 +466,37 @@ func (s *Service) Authorize(ctx context.Context, p Principal, a Access) error {
 	}
 	for _, act := range a.Actions {
 		if !slices.Contains(got, act) {
-			return denial(p)
+			return denial(p, a, act)
 		}
 	}
 	return nil
 }
 
-func denial(p Principal) error {
-	switch {
-	case p.Kind == KindAnonymous:
+// denial is the error refusing act on a to p. Its message starts with the
+// words registry clients know, "requested access to the resource is
+// denied", and says who may not do what.
+func denial(p Principal, a Access, act string) error {
+	if p.Kind == KindAnonymous {
 		return apperr.Errorf(apperr.EUNAUTHORIZED, msgAuthRequired)
-	case p.Token:
-		return apperr.Errorf(apperr.EUNAUTHORIZED, msgDenied).WithDetail("DENIED")
-	default:
-		return apperr.Errorf(apperr.EDENIED, msgDenied)
 	}
+	what := a.Type + " " + a.Name
+	switch {
+	case a.Type == TypeRegistry:
+		what = "use the registry's " + a.Name
+	case act == ActionPull:
+		what = "pull from " + a.Name
+	case act == ActionPush:
+		what = "push to " + a.Name
+	case act == ActionDelete:
+		what = "delete in " + a.Name
+	case act == ActionAll:
+		what = "have full access to " + a.Name
+	}
+	msg := msgDenied + ": " + p.Name + " may not " + what
+	if p.Token {
+		return apperr.Errorf(apperr.EUNAUTHORIZED, "%s", msg).WithDetail("DENIED")
+	}
+	return apperr.Errorf(apperr.EDENIED, "%s", msg)
 }
 
 // Entitled reports whether the identity behind p may perform action on

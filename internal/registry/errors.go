@@ -72,6 +72,13 @@ func classify(err error) (status int, code string) {
 	detail := apperr.Detail(err)
 	switch apperr.Code(err) {
 	case apperr.EUNAUTHORIZED:
+		if detail == codeDenied {
+			// An authenticated client whose token lacks the scope: 401, so
+			// that it may fetch a token for the challenged scope, but with
+			// the DENIED code, which clients show as "denied: requested
+			// access to the resource is denied".
+			return http.StatusUnauthorized, codeDenied
+		}
 		return http.StatusUnauthorized, codeUnauthorized
 	case apperr.EDENIED:
 		return http.StatusForbidden, codeDenied

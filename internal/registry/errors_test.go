@@ -33,7 +33,7 @@ func TestClassify(t *testing.T) {
 		{"name unknown", e(apperr.ENOTFOUND, codeNameUnknown), 404, codeNameUnknown},
 		{"size invalid", e(apperr.EINVALID, codeSizeInvalid), 400, codeSizeInvalid},
 		{"unauthorized", e(apperr.EUNAUTHORIZED, ""), 401, codeUnauthorized},
-		{"unauthorized token scope", e(apperr.EUNAUTHORIZED, "DENIED"), 401, codeUnauthorized},
+		{"unauthorized token scope", e(apperr.EUNAUTHORIZED, "DENIED"), 401, codeDenied},
 		{"denied", e(apperr.EDENIED, ""), 403, codeDenied},
 		{"method unsupported", e(apperr.EUNSUPPORTED, codeUnsupported), 405, codeUnsupported},
 		{"media type unsupported", e(apperr.EUNSUPPORTED, detailMediaType), 415, codeUnsupported},
