@@ -151,7 +151,7 @@ func (p *plan) measured(ctx context.Context, srv *server, r *row, fn opFunc) err
 	fmt.Fprintf(p.log, "[%6.1fs] %-24s %-16s round %d\n", time.Since(p.started).Seconds(), r.name(), srv.spec.label, len(r.results[srv.spec.label])+1)
 	rss := startRSS(srv.pid(), 20*time.Millisecond)
 	res, err := runOps(ctx, r.conc, r.ops, fn)
-	res.peakRSS = rss.finish()
+	res.peakRSS, res.cpu = rss.finish()
 	if err != nil {
 		return fmt.Errorf("%s against %s: %w", r.name(), srv.spec.label, err)
 	}
@@ -159,8 +159,8 @@ func (p *plan) measured(ctx context.Context, srv *server, r *row, fn opFunc) err
 		return err
 	}
 	r.results[srv.spec.label] = append(r.results[srv.spec.label], res)
-	fmt.Fprintf(p.log, "           %s, p50 %s, p99 %s, peak RSS %s\n", formatRate(res.rate(), r.size > 0),
-		formatDur(res.percentile(0.5)), formatDur(res.percentile(0.99)), formatRSS(res.peakRSS))
+	fmt.Fprintf(p.log, "           %s, p50 %s, p99 %s, peak RSS %s, server CPU %s\n", formatRate(res.rate(), r.size > 0),
+		formatDur(res.percentile(0.5)), formatDur(res.percentile(0.99)), formatRSS(res.peakRSS), formatDur(res.cpu))
 	return nil
 }
 
@@ -177,8 +177,9 @@ func checkFreeSpace(dir string, need int64) error {
 	return nil
 }
 
-// runBlobGroup pushes then pulls the blobs of one (size, concurrency) pair on
-// each server in turn, each on a fresh server and data dir removed afterwards.
+// runBlobGroup pushes then pulls the blobs of one (size, concurrency) pair,
+// for roundsFor rounds of blobRound, measuring the disk baseline before each
+// round of the disk-target row.
 func (p *plan) runBlobGroup(ctx context.Context, group int, size int64, conc int) ([]*row, error) {
 	n := p.opsFor(size, conc)
 	fmt.Fprintf(p.log, "preparing %d blobs of %s (digests)\n", n, formatSize(size))

@@ -359,8 +359,8 @@ func notes(p *plan) []string {
 		"Rates are MB/s (10^6 bytes/s) of payload for blob rows and requests/s for manifest rows, over the row's wall time; p50/p99 are nearest-rank per-operation latencies (a push is POST + monolithic PUT). With few operations p99 is the slowest one.",
 		"Ratios are " + ratioLabel(p) + ": above 1 is better for rates, below 1 is better for latencies.",
 		"Each (size, concurrency) pair runs on freshly started servers with empty data dirs on the same filesystem, one server at a time (order alternating), data removed and `sync` between them. Pull rows read back the blobs just pushed (page cache warm for both servers alike), each once.",
-		"Clients: one net/http connection pool per server, one go-containerregistry auth transport per worker (token obtained before the timed section); blob content is generated on the fly by a seeded PRNG, digests computed beforehand.",
-		"Peak RSS: the server's VmHWM (reset through /proc/PID/clear_refs at the start of the row) and VmRSS sampled every 20 ms, whichever is larger.",
+		"Clients: one net/http connection pool per server, one go-containerregistry auth transport per worker, tokens obtained before each timed row (one worker first, then the rest in parallel); blob content is generated on the fly by a seeded PRNG, digests computed beforehand.",
+		"Peak RSS: the server's VmHWM (reset through /proc/PID/clear_refs at the start of the row) and VmRSS sampled every 20 ms, whichever is larger, the largest over rounds. CPU: the server's user + system time during the row (/proc/PID/stat), median over rounds; the client runs on the same cores.",
 	}
 	var capped []string
 	for _, size := range p.sizes {

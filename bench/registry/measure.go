@@ -17,6 +17,7 @@ type result struct {
 	wall    time.Duration   // from the first operation's start to the last one's end
 	lat     []time.Duration // per-operation latencies, sorted
 	peakRSS int64           // server's peak resident set during the row, bytes (0: unknown)
+	cpu     time.Duration   // server's CPU time (user + system) during the row
 }
 
 // rate returns MB/s (10^6 bytes) for byte rows and requests/s otherwise.
@@ -103,6 +104,7 @@ type summary struct {
 	rate     float64
 	p50, p99 time.Duration
 	peakRSS  int64
+	cpu      time.Duration
 	rounds   int
 }
 
@@ -115,7 +117,9 @@ func summarize(rounds []result) (s summary, ok bool) {
 	rates := make([]float64, len(rounds))
 	p50s := make([]float64, len(rounds))
 	p99s := make([]float64, len(rounds))
+	cpus := make([]float64, len(rounds))
 	for i, r := range rounds {
+		cpus[i] = float64(r.cpu)
 		rates[i] = r.rate()
 		p50s[i] = float64(r.percentile(0.50))
 		p99s[i] = float64(r.percentile(0.99))
@@ -124,6 +128,7 @@ func summarize(rounds []result) (s summary, ok bool) {
 	s.rate = median(rates)
 	s.p50 = time.Duration(median(p50s))
 	s.p99 = time.Duration(median(p99s))
+	s.cpu = time.Duration(median(cpus))
 	s.rounds = len(rounds)
 	return s, true
 }

@@ -306,6 +306,7 @@ func (r *report) table(w io.Writer) {
 	for _, l := range r.labels {
 		cols = append(cols, "peak RSS "+l)
 	}
+	metric("CPU")
 	fmt.Fprintf(w, "| %s |\n", strings.Join(cols, " | "))
 	fmt.Fprintf(w, "|%s\n", strings.Repeat("---|", len(cols)))
 	for _, row := range r.rows {
@@ -329,6 +330,7 @@ func (r *report) table(w io.Writer) {
 		for _, l := range r.labels {
 			cells = append(cells, formatRSS(get(l).peakRSS))
 		}
+		add(func(x summary) float64 { return float64(x.cpu) }, func(v float64) string { return fmt.Sprintf("%.2f s", v/float64(time.Second)) })
 		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
 	}
 }

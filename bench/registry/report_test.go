@@ -156,6 +156,8 @@ func TestMarkdown(t *testing.T) {
 	r := newRow(rowPush, 64<<20, 8, 16)
 	r.results["customs"] = res(400, 20*time.Millisecond, 90<<20)
 	r.results["distribution"] = res(200, 40*time.Millisecond, 80<<20)
+	r.results["customs"][0].cpu = 2 * time.Second
+	r.results["distribution"][0].cpu = time.Second
 	rep := &report{labels: []string{"customs", "distribution"}, rows: []*row{r}, tolerance: 0.05, header: []string{"machine: test"}, notes: []string{"a note"}}
 	var buf bytes.Buffer
 	rep.markdown(&buf)
@@ -165,7 +167,7 @@ func TestMarkdown(t *testing.T) {
 		"- machine: test",
 		"| row | n (rounds) | rate customs | rate distribution | rate customs/distribution |",
 		"| push 64 MiB ×8 | 16 (1) | 400 MB/s | 200 MB/s | 2.00 | 20.0 ms | 40.0 ms | 0.50 |",
-		"| 90 MiB | 80 MiB |",
+		"| 90 MiB | 80 MiB | 2.00 s | 1.00 s | 2.00 |",
 		"**MET**: customs at least matches distribution",
 		"- a note",
 	} {

@@ -19,6 +19,8 @@ type rssSampler struct {
 	mu       sync.Mutex
 	peak     int64 // bytes, from sampling
 	hwmReset bool  // whether VmHWM was reset, so it covers only this phase
+	cpu0     time.Duration
+	cpuErr   error
 }
 
 // startRSS starts sampling pid every interval until finish is called.
@@ -26,6 +28,7 @@ func startRSS(pid int, interval time.Duration) *rssSampler {
 	r := &rssSampler{pid: pid, stop: make(chan struct{})}
 	// "5" resets the peak RSS (Documentation/filesystems/proc.rst, clear_refs).
 	r.hwmReset = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+	r.cpu0, r.cpuErr = readProcCPU(pid)
 	r.sample()
 	r.wg.Add(1)
 	go func() {
@@ -55,8 +58,9 @@ func (r *rssSampler) sample() {
 	r.mu.Unlock()
 }
 
-// finish stops sampling and returns the peak RSS in bytes over the phase.
-func (r *rssSampler) finish() int64 {
+// finish stops sampling and returns the peak RSS in bytes over the phase and
+// the CPU time (user + system) the process used meanwhile (0 if unknown).
+func (r *rssSampler) finish() (peakRSS int64, cpu time.Duration) {
 	close(r.stop)
 	r.wg.Wait()
 	r.sample()
@@ -68,7 +72,47 @@ func (r *rssSampler) finish() int64 {
 			peak = max(peak, st["VmHWM"])
 		}
 	}
-	return peak
+	if cpu1, err := readProcCPU(r.pid); err == nil && r.cpuErr == nil {
+		cpu = cpu1 - r.cpu0
+	}
+	return peak, cpu
+}
+
+// userHZ is the unit of /proc/PID/stat's CPU times, fixed at 100 by the
+// kernel's ABI whatever its internal tick rate.
+const userHZ = 100
+
+// readProcCPU returns the user + system CPU time the process has used.
+func readProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseProcStat(b)
+}
+
+// parseProcStat extracts utime + stime from a /proc/PID/stat line. The
+// command name, in parentheses, may hold spaces and parentheses itself, so
+// fields are counted after the last ')'.
+func parseProcStat(b []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc stat: no command name")
+	}
+	f := bytes.Fields(b[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat: %d fields after the name, want at least 13", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(string(s), 10, 64)
+		if err != nil || n < 0 || n > 1<<36 { // 1<<36 ticks: 21 years, and no overflow
+			return 0, fmt.Errorf("/proc stat: CPU time %q", s)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
 // readProcStatus returns the "kB" fields of /proc/PID/status in bytes.

@@ -85,10 +85,52 @@ func TestRSSSamplerSeesOwnProcess(t *testing.T) {
 	for i := range hold {
 		hold[i] = byte(i)
 	}
-	time.Sleep(10 * time.Millisecond)
-	peak := r.finish()
+	// Spin for CPU time the sampler must see (the kernel counts in 10 ms ticks).
+	x := 0
+	for start := time.Now(); time.Since(start) < 100*time.Millisecond; x++ {
+	}
+	peak, cpu := r.finish()
 	if peak < 64<<20 {
 		t.Fatalf("peak RSS %d bytes while holding 64 MiB", peak)
 	}
+	if cpu < 20*time.Millisecond || cpu > time.Minute {
+		t.Errorf("CPU %v after spinning 100 ms (%d loops)", cpu, x)
+	}
 	_ = hold[len(hold)-1]
+}
+
+func TestParseProcStat(t *testing.T) {
+	tail := " S 1 2 3 4 5 6 7 8 9 10 250 130 0 0 20 0 12 0 100 2000000 500 0 0"
+	tests := []struct {
+		name    string
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"plain", "42 (registry)" + tail, 3800 * time.Millisecond, false},
+		{"name with spaces and parens", "42 (a b) (c))" + tail, 3800 * time.Millisecond, false},
+		{"no name", "42 registry" + tail, 0, true},
+		{"short", "42 (x) S 1 2 3", 0, true},
+		{"negative", "42 (x) S 1 2 3 4 5 6 7 8 9 10 -1 130 0", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseProcStat([]byte(tc.in))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParseProcStat(f *testing.F) {
+	f.Add([]byte("42 (registry) S 1 2 3 4 5 6 7 8 9 10 250 130 0 0 20 0 12 0"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if d, err := parseProcStat(b); err == nil && (d < 0 || d > time.Duration(1<<37)*(time.Second/userHZ)) {
+			t.Fatalf("parseProcStat(%q) = %v", b, d)
+		}
+	})
 }
