@@ -3,8 +3,9 @@
 # (quickly) when it is all there already. Run by scripts/test.sh; safe to run
 # by hand and to run twice at once.
 #
-#   Debian packages  skopeo, mmdebstrap, and PostgreSQL when nothing answers
-#                    on 127.0.0.1:5432 (then it is also started)
+#   Debian packages  skopeo, mmdebstrap, slapd and ldap-utils (never started
+#                    as a service), and PostgreSQL when nothing answers on
+#                    127.0.0.1:5432 (then it is also started)
 #   Go tools         crane, oras, regctl, the OCI conformance suite and the
 #                    CNCF distribution registry, pinned, built into
 #                    $CACHE/bin (stamp files record which version is there)
@@ -51,6 +52,26 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
 	apt_install "${missing[@]}"
+fi
+
+# OpenLDAP: the LDAP login tests start their own slapd (cn=config from an
+# LDIF, a free loopback port, a temp directory) and load it with ldapadd. The
+# package must not configure or start a system slapd on port 389: debconf is
+# told to skip its configuration, and a policy-rc.d answering 101 ("action
+# forbidden") keeps invoke-rc.d from starting it. One already in place (as in
+# Docker images) is left alone; ours is removed afterwards.
+if ! command -v slapd >/dev/null && [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null; then
+	echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
+	policy=/usr/sbin/policy-rc.d
+	ours=""
+	if [ ! -e "$policy" ]; then
+		$SUDO sh -c "printf '#!/bin/sh\n# customs-test: no services started by apt-get\nexit 101\n' > $policy && chmod 755 $policy"
+		ours=1
+	fi
+	apt_install slapd ldap-utils
+	if [ -n "$ours" ] && $SUDO grep -q '^# customs-test' "$policy"; then
+		$SUDO rm -f "$policy"
+	fi
 fi
 
 # PostgreSQL: the store conformance suite runs against a real server at
