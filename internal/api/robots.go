@@ -2,13 +2,13 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/audit"
 	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/config"
 	"github.com/customs-dev/customs/internal/rbac"
 	"github.com/customs-dev/customs/internal/store"
 )
@@ -101,29 +101,18 @@ func (e Expiry) resolve(now time.Time) (time.Time, error) {
 	return time.Time{}, nil
 }
 
-// ParseLifetime parses a robot lifetime: a Go duration ("720h") or a number
-// of days ("30d"). It must be positive and at most 10 years.
+// ParseLifetime parses a robot lifetime: a Go duration ("720h") or days
+// ("30d", "1.5d"). It must be positive and at most 3650 days.
 func ParseLifetime(s string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		n, err = strconv.Atoi(days)
-		if err == nil && (n <= 0 || n > 3650) {
-			err = apperr.Errorf(apperr.EINVALID, "out of range")
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		d, err = time.ParseDuration(s)
-		if err == nil && (d <= 0 || d > 3650*24*time.Hour) {
-			err = apperr.Errorf(apperr.EINVALID, "out of range")
-		}
-	}
-	if err != nil {
+	d, err := config.ParseDuration(s)
+	if err != nil || d <= 0 || d.Std() > maxLifetime {
 		return 0, apperr.Errorf(apperr.EINVALID, "invalid lifetime %q: use a positive duration such as 720h or 30d, at most 3650d", s)
 	}
-	return d, nil
+	return d.Std(), nil
 }
+
+// maxLifetime bounds a robot's lifetime.
+const maxLifetime = 3650 * 24 * time.Hour
 
 // CreateRobotRequest is the body of POST /api/v1/robots (a system robot,
 // Permissions required) and POST /api/v1/projects/{name}/robots (a project

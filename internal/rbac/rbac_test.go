@@ -209,3 +209,24 @@ func TestJSON(t *testing.T) {
 		t.Fatal("invalid role marshalled")
 	}
 }
+
+func FuzzParseRoleAndAction(f *testing.F) {
+	for _, s := range []string{"developer", "limited-guest", "Limited_Guest", "projectAdmin", "pull", "delete-artifact", "", "\x00", "admin"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if r, err := ParseRole(s); err == nil {
+			if !r.Valid() {
+				t.Fatalf("ParseRole(%q) = invalid role %d", s, r)
+			}
+			if back, err := ParseRole(r.String()); err != nil || back != r {
+				t.Fatalf("role %s does not round-trip", r)
+			}
+		}
+		if a, err := ParseAction(s); err == nil {
+			if !a.Valid() || a.String() != s {
+				t.Fatalf("ParseAction(%q) = %v", s, a)
+			}
+		}
+	})
+}
