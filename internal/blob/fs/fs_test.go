@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -439,5 +440,28 @@ func TestPublishRecreatesMissingDir(t *testing.T) {
 	}
 	if _, err := s.Stat(context.Background(), d); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAppendSourceTruncated: a source that fails with io.ErrUnexpectedEOF
+// (net/http's error for a client that hung up mid-body) is an error, not the
+// end of the input: nothing is acknowledged.
+func TestAppendSourceTruncated(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := s.NewUpload(ctx, digest.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	src := io.MultiReader(bytes.NewReader(make([]byte, 1000)), iotest.ErrReader(io.ErrUnexpectedEOF))
+	if _, err := up.Append(ctx, src, 0); err == nil {
+		t.Fatal("Append of a truncated source succeeded")
+	}
+	if got := up.Info().Size; got != 0 {
+		t.Fatalf("acknowledged %d bytes of a truncated append", got)
 	}
 }

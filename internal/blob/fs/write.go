@@ -69,9 +69,11 @@ func (s *Store) write(ctx context.Context, f *os.File, off int64, r io.Reader, h
 			break
 		}
 		buf := <-free
-		n, err := io.ReadFull(r, *buf)
+		n, err := io.ReadFull(sourceReader{r}, *buf)
 		switch {
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// Identity, not errors.Is: only io.ReadFull's own sentinels mean a
+		// clean end of input; sourceReader renames the source's.
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
 			rerr = io.EOF
 		case err != nil:
 			rerr = readError(err)
@@ -112,4 +114,21 @@ func readError(err error) error {
 		return err
 	}
 	return apperr.Wrap(err, apperr.EINVALID, "reading the content failed")
+}
+
+// errTruncated replaces an io.ErrUnexpectedEOF returned by the source
+// itself: net/http reports a client that hung up mid-body that way, and it
+// must not be mistaken for the io.ErrUnexpectedEOF io.ReadFull returns after
+// a short, clean final read.
+var errTruncated = errors.New("the data ended before it was complete (client disconnected?)")
+
+// sourceReader renames the source's bare io.ErrUnexpectedEOF to errTruncated.
+type sourceReader struct{ r io.Reader }
+
+func (s sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.ErrUnexpectedEOF {
+		err = errTruncated
+	}
+	return n, err
 }
