@@ -106,9 +106,12 @@ type User struct {
 	Source string
 	// ExternalID identifies the user at their source (an LDAP DN, an OIDC
 	// "iss sub"); "" for local users.
-	ExternalID   string
-	PasswordHash string // encoded hash, see package auth; "" for external users
-	Admin        bool   // system administrator
+	ExternalID string
+	// PasswordHash is the encoded hash of the password (see package auth);
+	// for an OIDC user, of their CLI secret (the password registry clients
+	// send, since they cannot do OIDC), or "" without one; "" for LDAP users.
+	PasswordHash string
+	Admin        bool // system administrator
 	Disabled     bool
 	CreatedAt    time.Time
 }
@@ -195,9 +198,22 @@ type UserStore interface {
 	UpdateUser(ctx context.Context, u *User) error
 	// Users lists users ordered by name.
 	Users(ctx context.Context, page Page) ([]User, error)
-	// DeleteUser removes the named user and their project memberships.
-	// ENOTFOUND if missing.
+	// DeleteUser removes the named user, their project memberships and
+	// their groups. ENOTFOUND if missing.
 	DeleteUser(ctx context.Context, name string) error
+}
+
+// GroupStore keeps the directory groups of LDAP and OIDC users as their
+// directory reported them at their last login, so that memberships given
+// to groups apply on every replica and to requests made with tokens.
+type GroupStore interface {
+	// SetUserGroups replaces the named user's groups with groups (empty
+	// names and duplicates are dropped). ENOTFOUND if the user does not
+	// exist.
+	SetUserGroups(ctx context.Context, user string, groups []string) error
+	// UserGroups returns the named user's groups sorted by name: none for a
+	// user without groups or who does not exist.
+	UserGroups(ctx context.Context, user string) ([]string, error)
 }
 
 // MemberStore keeps project memberships.
@@ -350,6 +366,7 @@ type AuditStore interface {
 type Store interface {
 	ProjectStore
 	UserStore
+	GroupStore
 	MemberStore
 	RobotStore
 	RegistryStore

@@ -31,6 +31,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"projects", projectTests},
 		{"users", userTests},
 		{"user sources", userSourceTests},
+		{"user groups", groupTests},
 		{"members", memberTests},
 		{"robots", robotTests},
 		{"blobs", blobTests},
