@@ -13,6 +13,7 @@ import (
 	"github.com/customs-dev/customs/internal/audit"
 	"github.com/customs-dev/customs/internal/auth"
 	"github.com/customs-dev/customs/internal/config"
+	"github.com/customs-dev/customs/internal/rbac"
 	"github.com/customs-dev/customs/internal/store"
 )
 
@@ -77,6 +78,22 @@ func (h *handler) auditRoutes(mux *http.ServeMux) {
 // audited.
 func (h *handler) mayAudit(r *http.Request, p auth.Principal, op string) error {
 	return h.requireAdmin(r, p, op, "audit")
+}
+
+// mayReadProjectAudit returns nil if p may query the audit events of
+// project: system administrators always (any project or none), other
+// callers for a named project in which they hold rbac.ActionReadAudit.
+func (h *handler) mayReadProjectAudit(r *http.Request, p auth.Principal, project string) error {
+	if project != "" && !p.Admin && p.Kind != auth.KindAnonymous {
+		may, err := h.opts.Auth.ProjectPermissions(r.Context(), p, project)
+		if err != nil {
+			return err
+		}
+		if may.Has(rbac.ActionReadAudit) {
+			return nil
+		}
+	}
+	return h.mayAudit(r, p, auditRead)
 }
 
 // auditFilter reads the query parameters of GET /api/v1/audit/events.
@@ -153,11 +170,11 @@ func parseAge(s string) (time.Duration, error) {
 }
 
 func (h *handler) auditEvents(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if err := h.mayAudit(r, p, auditRead); err != nil {
-		return err
-	}
 	f, err := auditFilter(r.URL.Query(), h.opts.Clock())
 	if err != nil {
+		return err
+	}
+	if err := h.mayReadProjectAudit(r, p, f.Project); err != nil {
 		return err
 	}
 	events, err := h.opts.AuditLog.AuditEvents(r.Context(), f)

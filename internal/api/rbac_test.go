@@ -94,7 +94,7 @@ func newAPIEnv(t *testing.T, limiter auth.LoginLimiter) *apiEnv {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(api.New(api.Options{Store: db, Auth: svc, Recorder: rec, Logger: logger}))
+	srv := httptest.NewServer(api.New(api.Options{Store: db, Auth: svc, Recorder: rec, Logger: logger, AuditLog: db}))
 	t.Cleanup(srv.Close)
 	return &apiEnv{url: srv.URL, db: db, rec: rec, admin: &apiclient.Client{BaseURL: srv.URL, Username: "admin", Password: adminPW}}
 }
@@ -464,4 +464,36 @@ func FuzzParseLifetime(f *testing.F) {
 			t.Fatalf("ParseLifetime(%q) = %v: out of range", s, d)
 		}
 	})
+}
+
+// TestProjectAuditLog: members holding read-audit query their project's
+// audit events; others, and queries without a project, need a system
+// administrator.
+func TestProjectAuditLog(t *testing.T) {
+	e := newAPIEnv(t, nil)
+	ctx := context.Background()
+	if err := e.db.AppendAudit(ctx, []audit.Event{
+		{ActorKind: "user", Actor: "admin", Action: "artifact.push", Resource: "repository:p/app", Project: "p", Outcome: audit.Success},
+		{ActorKind: "user", Actor: "admin", Action: "artifact.push", Resource: "repository:q/app", Project: "q", Outcome: audit.Success},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range rbac.Roles() {
+		c := e.user(t, "u-"+role.String(), "password-"+role.String(), role)
+		page, err := c.AuditEvents(ctx, apiclient.AuditQuery{Project: "p"})
+		if rbac.Allowed(role, rbac.ActionReadAudit) {
+			if err != nil || len(page.Events) != 1 || page.Events[0].Project != "p" {
+				t.Errorf("%s reading p's audit log: %+v, %v", role, page.Events, err)
+			}
+		} else {
+			wantCode(t, role.String()+" reading p's audit log", err, apperr.EDENIED)
+		}
+		_, err = c.AuditEvents(ctx, apiclient.AuditQuery{Project: "q"})
+		wantCode(t, role.String()+" reading q's audit log", err, apperr.EDENIED)
+		_, err = c.AuditEvents(ctx, apiclient.AuditQuery{})
+		wantCode(t, role.String()+" reading the whole audit log", err, apperr.EDENIED)
+	}
+	if page, err := e.admin.AuditEvents(ctx, apiclient.AuditQuery{}); err != nil || len(page.Events) < 2 {
+		t.Fatalf("admin reading the whole audit log: %v, %v", page.Events, err)
+	}
 }
