@@ -232,7 +232,7 @@ func apiProbe(call func(ctx context.Context, e *rbacEnv, c *apiclient.Client, pr
 
 // probes perform each action for real, through the registry or the API.
 // Actions without an endpoint of their own yet (scans, allowlists,
-// repository deletion, project audit logs) are checked through GET
+// repository deletion) are checked through GET
 // /api/v1/projects/{name}/permissions, which every client (UI, CLI) reads.
 var probes = map[rbac.Action]probe{
 	rbac.ActionReadProject: apiProbe(func(ctx context.Context, _ *rbacEnv, c *apiclient.Client, p string) error {
@@ -285,6 +285,10 @@ var probes = map[rbac.Action]probe{
 			return err
 		}
 		_, err = c.SetProjectPublic(ctx, p, pr.Public)
+		return err
+	}),
+	rbac.ActionReadAudit: apiProbe(func(ctx context.Context, _ *rbacEnv, c *apiclient.Client, p string) error {
+		_, err := c.AuditEvents(ctx, apiclient.AuditQuery{Project: p, N: 1})
 		return err
 	}),
 	rbac.ActionDeleteProject: apiProbe(func(ctx context.Context, _ *rbacEnv, c *apiclient.Client, p string) error {
