@@ -26,6 +26,11 @@ func newConfigCmd() *cobra.Command {
 			return err
 		}
 		cfg.Database.DSN = redactDSN(cfg.Database.DSN)
+		for _, secret := range []*string{&cfg.Auth.LDAP.BindPassword, &cfg.Auth.OIDC.ClientSecret} {
+			if *secret != "" {
+				*secret = "REDACTED"
+			}
+		}
 		out, err := yaml.Marshal(cfg)
 		if err != nil {
 			return err
@@ -54,7 +59,7 @@ func newConfigCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, k := range config.Keys() {
-				fmt.Fprintf(cmd.OutOrStdout(), "%-28s %s\n", k, config.EnvName(k))
+				fmt.Fprintf(cmd.OutOrStdout(), "%-36s %s\n", k, config.EnvName(k))
 			}
 			return nil
 		},

@@ -78,6 +78,10 @@ type Auth struct {
 	// TrustProxyHeaders makes X-Forwarded-Proto/Host count when deriving
 	// URLs; only enable it behind a proxy that sets them.
 	TrustProxyHeaders bool `yaml:"trustProxyHeaders"`
+	// LDAP configures login with the passwords of an LDAP directory.
+	LDAP LDAP `yaml:"ldap"`
+	// OIDC configures login through an OpenID Connect provider.
+	OIDC OIDC `yaml:"oidc"`
 }
 
 // GC configures garbage collection of unreferenced blobs and abandoned
@@ -125,6 +129,8 @@ func Default() Config {
 			Service:  "customs",
 			Issuer:   "customs",
 			TokenTTL: Duration(5 * time.Minute),
+			LDAP:     defaultLDAP(),
+			OIDC:     defaultOIDC(),
 		},
 		GC: GC{
 			Interval:     Duration(24 * time.Hour),
@@ -188,6 +194,8 @@ func (c *Config) Validate() error {
 	if c.Auth.TokenTTL < Duration(time.Minute) || c.Auth.TokenTTL > Duration(24*time.Hour) {
 		bad("auth.tokenTTL", "must be between 1m and 24h, got %s", c.Auth.TokenTTL)
 	}
+	c.validateLDAP(bad)
+	c.validateOIDC(bad)
 	if c.GC.Interval < 0 {
 		bad("gc.interval", "must not be negative (0 disables scheduled collection)")
 	}
