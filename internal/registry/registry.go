@@ -46,6 +46,7 @@ type Guard interface {
 // store.RegistryStore for the contracts).
 type Metadata interface {
 	PutBlob(ctx context.Context, d digest.Digest, size int64) error
+	PutLinkedBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
 	LinkBlob(ctx context.Context, repo string, d digest.Digest) error
 	LinkedBlob(ctx context.Context, repo string, d digest.Digest) (*store.Blob, error)
 	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error

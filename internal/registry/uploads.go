@@ -71,11 +71,11 @@ func (h *handler) startUpload(q *request) error {
 // putMonolithic stores the request body as blob d and links it.
 func (h *handler) putMonolithic(q *request, d digest.Digest) error {
 	body := &bodyReader{r: q.r.Body, want: -1}
-	_, err := h.blobs.Put(q.ctx, d, body, func(size int64) error { return h.meta.PutBlob(q.ctx, d, size) })
+	_, err := h.blobs.Put(q.ctx, d, body, h.recordLinked(q, d))
 	if err != nil {
-		return body.explain(err)
+		return h.linkError(q, body.explain(err))
 	}
-	return h.linkCreated(q, d)
+	return created(q, d)
 }
 
 // mount links blob d into q's repository from another repository: from,
@@ -141,11 +141,31 @@ func (h *handler) mount(q *request, d digest.Digest, from string) (bool, error) 
 // linkCreated links blob d into q's repository and answers 201.
 func (h *handler) linkCreated(q *request, d digest.Digest) error {
 	if err := h.meta.LinkBlob(q.ctx, q.rt.Name, d); err != nil {
-		if apperr.Code(err) == apperr.ENOTFOUND {
+		return h.linkError(q, err)
+	}
+	return created(q, d)
+}
+
+// recordLinked returns the beforePublish hook of an upload: it records blob
+// d and links it into q's repository in one transaction (one commit, one
+// fsync), before the bytes become visible, as the GC protocol requires.
+func (h *handler) recordLinked(q *request, d digest.Digest) func(size int64) error {
+	return func(size int64) error { return h.meta.PutLinkedBlob(q.ctx, q.rt.Name, d, size) }
+}
+
+// linkError explains a failure to link into q's repository: the only
+// ENOTFOUND there is a project deleted meanwhile.
+func (h *handler) linkError(q *request, err error) error {
+	if apperr.Code(err) == apperr.ENOTFOUND && q.rt.Project != "" {
+		if _, perr := h.projects.Project(q.ctx, q.rt.Project); apperr.Code(perr) == apperr.ENOTFOUND {
 			return missingProject(q.rt.Project)
 		}
-		return err
 	}
+	return err
+}
+
+// created answers 201 for blob d in q's repository.
+func created(q *request, d digest.Digest) error {
 	hd := q.w.Header()
 	hd.Set("Location", "/v2/"+q.rt.Name+"/blobs/"+d.String())
 	hd.Set("Docker-Content-Digest", d.String())
@@ -269,10 +289,10 @@ func (h *handler) finishUpload(q *request, token string, up blob.Upload) error {
 			return err
 		}
 	}
-	if _, err := up.Commit(q.ctx, d, func(size int64) error { return h.meta.PutBlob(q.ctx, d, size) }); err != nil {
-		return err
+	if _, err := up.Commit(q.ctx, d, h.recordLinked(q, d)); err != nil {
+		return h.linkError(q, err)
 	}
-	return h.linkCreated(q, d)
+	return created(q, d)
 }
 
 // bodyReader reads a request body, remembering a read failure (a client

@@ -260,6 +260,9 @@ type RegistryStore interface {
 	// visible (see package blob), so that garbage collection, which deletes
 	// the record before the bytes, can never remove bytes just written.
 	PutBlob(ctx context.Context, d digest.Digest, size int64) error
+	// PutLinkedBlob is PutBlob followed by LinkBlob(repo), in one
+	// transaction. ENOTFOUND if the repository's project does not exist.
+	PutLinkedBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
 	// Blob returns the blob record, or ENOTFOUND.
 	Blob(ctx context.Context, d digest.Digest) (*Blob, error)
 	// LinkBlob makes blob d available in repo, creating the repository if

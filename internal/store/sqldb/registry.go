@@ -67,23 +67,56 @@ func validDigest(d digest.Digest) error {
 
 // PutBlob records blob d or, if it is already recorded, touches it.
 func (db *DB) PutBlob(ctx context.Context, d digest.Digest, size int64) error {
+	if err := checkBlob(d, size); err != nil {
+		return err
+	}
+	now := db.nowUTC()
+	return db.inTx(ctx, true, func(tx *sql.Tx) error {
+		return db.upsertBlob(ctx, tx, d, size, now)
+	})
+}
+
+// PutLinkedBlob records (or touches) blob d and links it into repo in one
+// transaction: PutBlob and LinkBlob with one commit instead of two.
+func (db *DB) PutLinkedBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
+	if err := checkBlob(d, size); err != nil {
+		return err
+	}
+	now := db.nowUTC()
+	return db.inTx(ctx, true, func(tx *sql.Tx) error {
+		repoID, err := db.ensureRepo(ctx, tx, repo, now)
+		if err != nil {
+			return err
+		}
+		if err := db.upsertBlob(ctx, tx, d, size, now); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2)
+			 ON CONFLICT (repository_id, digest) DO NOTHING`, repoID, d.String())
+		return err
+	})
+}
+
+func checkBlob(d digest.Digest, size int64) error {
 	if err := validDigest(d); err != nil {
 		return err
 	}
 	if size < 0 {
 		return apperr.Errorf(apperr.EINVALID, "blob %s has negative size %d", d, size)
 	}
-	now := db.ts(db.nowUTC())
-	return db.inTx(ctx, true, func(tx *sql.Tx) error {
-		// touched_at never moves back, even if another replica's clock is
-		// behind.
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
-			 ON CONFLICT (digest) DO UPDATE SET touched_at =
-			   CASE WHEN blobs.touched_at < excluded.touched_at THEN excluded.touched_at ELSE blobs.touched_at END`,
-			d.String(), size, now)
-		return err
-	})
+	return nil
+}
+
+// upsertBlob inserts blob d or touches it. touched_at never moves back, even
+// if another replica's clock is behind.
+func (db *DB) upsertBlob(ctx context.Context, tx *sql.Tx, d digest.Digest, size int64, now time.Time) error {
+	_, err := tx.ExecContext(ctx,
+		`INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
+		 ON CONFLICT (digest) DO UPDATE SET touched_at =
+		   CASE WHEN blobs.touched_at < excluded.touched_at THEN excluded.touched_at ELSE blobs.touched_at END`,
+		d.String(), size, db.ts(now))
+	return err
 }
 
 // Blob returns the blob record, or ENOTFOUND.

@@ -66,6 +66,29 @@ var blobTests = []test{
 			t.Errorf("after invalid input BlobStats = %d, %v; want 0 blobs", n, err)
 		}
 	}},
+	{"put linked", func(t *testing.T, e *env) {
+		d := dig("linked")
+		err := e.s.PutLinkedBlob(e.ctx, "nope/r", d, 6)
+		wantCode(t, err, apperr.ENOTFOUND, "", "nope")
+		if _, err := e.s.Blob(e.ctx, d); apperr.Code(err) != apperr.ENOTFOUND {
+			t.Errorf("a refused PutLinkedBlob recorded the blob (err %v)", err)
+		}
+		e.project("p")
+		ok(t, e.s.PutLinkedBlob(e.ctx, "p/r", d, 6))
+		b, err := e.s.LinkedBlob(e.ctx, "p/r", d)
+		ok(t, err)
+		if b.Size != 6 {
+			t.Errorf("LinkedBlob = %+v", b)
+		}
+		e.clk.Advance(time.Minute)
+		ok(t, e.s.PutLinkedBlob(e.ctx, "p/r", d, 6)) // idempotent, touches
+		b, err = e.s.Blob(e.ctx, d)
+		ok(t, err)
+		sameTime(t, "TouchedAt after re-put", b.TouchedAt, t0.Add(time.Minute))
+		if err := e.s.PutLinkedBlob(e.ctx, "p/r", "sha256:short", 1); apperr.Code(err) != apperr.EINVALID {
+			t.Errorf("bad digest: %v", err)
+		}
+	}},
 	{"sha512 digests", func(t *testing.T, e *env) {
 		d := digest.SHA512.FromString("big")
 		ok(t, e.s.PutBlob(e.ctx, d, 3))
