@@ -91,6 +91,11 @@ type Upload interface {
 	// aborts the commit and keeps the session), publishes it as blob d and
 	// removes the session. It returns the blob's size.
 	Commit(ctx context.Context, d digest.Digest, beforePublish func(size int64) error) (int64, error)
+	// AppendCommit appends r (as Append, limit included) and commits the
+	// whole content as d (as Commit), saving the durable checkpoint Append
+	// would write in between. On any failure the session is left at its
+	// previous acknowledged size, as if the call had not happened.
+	AppendCommit(ctx context.Context, r io.Reader, limit int64, d digest.Digest, beforePublish func(size int64) error) (int64, error)
 	// Cancel removes the session.
 	Cancel(ctx context.Context) error
 	// Close releases the session for another holder without changing it.

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) blob.Store) {
 		{"Delete", testDelete},
 		{"Walk", testWalk},
 		{"UploadChunked", testUploadChunked},
+		{"AppendCommit", testAppendCommit},
 		{"UploadResumeAfterClose", testUploadResume},
 		{"UploadExclusive", testUploadExclusive},
 		{"UploadBadIDs", testUploadBadIDs},

@@ -455,3 +455,55 @@ func keys(m map[string]int64) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// testAppendCommit: the last chunk and the commit in one call publish the
+// blob; a wrong digest or a failing reader leave the session exactly at its
+// previous acknowledged size, still resumable.
+func testAppendCommit(t *testing.T, s blob.Store) {
+	ctx := context.Background()
+	b := Content(11, 3<<20+17)
+	d := digest.FromBytes(b)
+	u, err := s.NewUpload(ctx, digest.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := u.Info().ID
+	appendAll(t, u, b[:1<<20])
+
+	_, err = u.AppendCommit(ctx, bytes.NewReader(b[1<<20:]), 0, digest.FromString("other"), nil)
+	wantCode(t, err, apperr.EINVALID, "DIGEST_INVALID")
+	if got := u.Info().Size; got != 1<<20 {
+		t.Fatalf("after a wrong digest the session has %d bytes, want %d", got, 1<<20)
+	}
+	_, err = u.AppendCommit(ctx, &failingReader{r: bytes.NewReader(b[1<<20 : 2<<20]), err: errClientGone}, 0, d, nil)
+	if err == nil {
+		t.Fatal("AppendCommit of a failing reader succeeded")
+	}
+	if got := u.Info().Size; got != 1<<20 {
+		t.Fatalf("after a failing reader the session has %d bytes, want %d", got, 1<<20)
+	}
+	_, err = u.AppendCommit(ctx, bytes.NewReader(b[1<<20:]), 0, d, func(int64) error { return errors.New("refused") })
+	if err == nil {
+		t.Fatal("AppendCommit ignored beforePublish's error")
+	}
+	wantNoBlob(t, s, d)
+	if err := u.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The session resumes at the acknowledged size and completes.
+	u, err = s.Upload(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Info().Size; got != 1<<20 {
+		t.Fatalf("resumed session has %d bytes, want %d", got, 1<<20)
+	}
+	var recorded int64
+	n, err := u.AppendCommit(ctx, bytes.NewReader(b[1<<20:]), 0, d, func(size int64) error { recorded = size; return nil })
+	if err != nil || n != int64(len(b)) || recorded != int64(len(b)) {
+		t.Fatalf("AppendCommit = %d, %v (recorded %d); want %d", n, err, recorded, len(b))
+	}
+	wantBlob(t, s, d, b)
+	wantNoUpload(t, s, id)
+}

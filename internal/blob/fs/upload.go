@@ -349,6 +349,39 @@ func (u *upload) Commit(ctx context.Context, d digest.Digest, beforePublish func
 	if u.closed {
 		return 0, errClosed()
 	}
+	return u.commitLocked(ctx, d, beforePublish)
+}
+
+// AppendCommit implements blob.Upload. The last bytes are written and
+// fdatasynced like Append's, but the state file is not rewritten: until the
+// blob is published the session stays at its previous acknowledged size, so
+// a failure (or a crash) leaves it exactly where the client last left it.
+func (u *upload) AppendCommit(ctx context.Context, r io.Reader, limit int64, d digest.Digest, beforePublish func(size int64) error) (int64, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return 0, errClosed()
+	}
+	if err := checkDigest(d); err != nil {
+		return 0, err
+	}
+	prev := u.st
+	n, err := u.s.write(ctx, u.data, prev.Size, r, u.h, limit)
+	if err != nil {
+		u.rollback(prev)
+		return 0, err
+	}
+	u.st.Size += n
+	size, err := u.commitLocked(ctx, d, beforePublish)
+	if err != nil && !u.closed {
+		u.st = prev
+		u.rollback(prev)
+	}
+	return size, err
+}
+
+// commitLocked verifies, records and publishes the session; u.mu is held.
+func (u *upload) commitLocked(ctx context.Context, d digest.Digest, beforePublish func(size int64) error) (int64, error) {
 	if err := checkDigest(d); err != nil {
 		return 0, err
 	}
