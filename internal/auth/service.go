@@ -52,8 +52,20 @@ type Options struct {
 	// means users have none.
 	Members MemberRoles
 	// Groups resolves users' directory groups (default authorizer); nil
-	// means none.
+	// means UserGroups' UserGroups, or none without it.
 	Groups GroupResolver
+	// UserGroups keeps the groups of LDAP and OIDC users, saved at each
+	// of their logins; nil means their groups are not kept.
+	UserGroups GroupStore
+	// Directory checks the passwords of users who are not local (LDAP):
+	// those unknown to customs (created at their first login) and those
+	// of source store.SourceLDAP. Nil means only local users and robots
+	// log in with passwords.
+	Directory Directory
+	// DirectoryCacheTTL is how long a successful directory login (and a
+	// directory's confirmation that a user still exists) is remembered;
+	// default 1 minute, negative disables. Failures are never remembered.
+	DirectoryCacheTTL time.Duration
 	// Robots enables robot accounts; nil means robots cannot log in.
 	Robots RobotGetter
 	// RobotPepper keys the hashes of robot secrets (at least
@@ -105,6 +117,9 @@ type Options struct {
 // endpoint. It is safe for concurrent use.
 type Service struct {
 	users       store.UserStore
+	userGroups  GroupStore
+	directory   Directory
+	dirTTL      time.Duration
 	robots      RobotGetter
 	pepper      []byte
 	authz       Authorizer
@@ -162,6 +177,14 @@ func NewService(opts Options) (*Service, error) {
 		service: opts.Service, tokenTTL: opts.TokenTTL, refreshTTL: opts.RefreshTTL,
 		trustProxy: opts.TrustProxyHeaders, params: opts.PasswordParams, credTTL: opts.CredentialCacheTTL,
 		clock: opts.Clock, logger: opts.Logger,
+		userGroups: opts.UserGroups, directory: opts.Directory, dirTTL: opts.DirectoryCacheTTL,
+	}
+	if s.dirTTL == 0 {
+		s.dirTTL = time.Minute
+	}
+	groups := opts.Groups
+	if groups == nil && opts.UserGroups != nil {
+		groups = opts.UserGroups.UserGroups
 	}
 	if s.users == nil {
 		return nil, apperr.Errorf(apperr.EINVALID, "auth: Users is required")
@@ -180,7 +203,7 @@ func NewService(opts Options) (*Service, error) {
 			return nil, apperr.Errorf(apperr.EINVALID, "auth: Projects is required without an Authorizer")
 		}
 		s.authz = RoleAuthorizer{Projects: opts.Projects, Members: opts.Members, Robots: opts.Robots,
-			Groups: opts.Groups, Clock: s.clock}
+			Groups: groups, Clock: s.clock}
 	}
 	if s.limiter == nil {
 		s.limiter = NoLoginLimit{}
@@ -328,6 +351,9 @@ func (s *Service) login(ctx context.Context, r *http.Request, name, password str
 	}
 	u, err := s.users.User(ctx, name)
 	if apperr.Is(err, apperr.ENOTFOUND) {
+		if s.directory != nil {
+			return s.loginDirectory(ctx, r, name, password, nil, remote)
+		}
 		s.burnHash(password) // as slow as a wrong password, so names cannot be probed
 		return fail("no such user")
 	}
@@ -337,6 +363,9 @@ func (s *Service) login(ctx context.Context, r *http.Request, name, password str
 	}
 	if u.Disabled {
 		return fail("account disabled")
+	}
+	if u.Source == store.SourceLDAP {
+		return s.loginDirectory(ctx, r, name, password, u, remote)
 	}
 	if u.PasswordHash == "" {
 		return fail("no local password (" + u.Source + " user)")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/audit"
+	"github.com/customs-dev/customs/internal/store"
 )
 
 // maxTokenForm bounds the body of a POST to the token endpoint.
@@ -271,6 +272,17 @@ func (s *Service) redeemRefresh(ctx context.Context, token string) (Principal, e
 	if u.Disabled || subtle.ConstantTimeCompare([]byte(c.Cred), []byte(credFingerprint(u.PasswordHash))) != 1 {
 		s.logger.Info("refresh token rejected", "user", c.Subject, "reason", "account disabled or password changed")
 		return Principal{}, invalid
+	}
+	if u.Source == store.SourceLDAP {
+		// The password is the directory's: the token lives while the
+		// directory still has the user (whose groups are refreshed).
+		if err := s.recheckDirectoryUser(ctx, u); apperr.Is(err, apperr.EUNAUTHORIZED) {
+			s.logger.Info("refresh token rejected", "user", c.Subject, "reason", apperr.Message(err))
+			return Principal{}, invalid
+		} else if err != nil {
+			s.logger.Error("refresh token: the directory cannot confirm the user", "user", c.Subject, "err", err)
+			return Principal{}, asAppErr(err, "the LDAP directory cannot confirm the account now; try again later")
+		}
 	}
 	return Principal{Kind: KindUser, Name: u.Name, Admin: u.Admin}, nil
 }
