@@ -18,9 +18,16 @@ import (
 // identity that asks for it ("scope=api:v1:*", what `customs login` does).
 // A registry token without that scope is refused, so that a token handed to
 // a registry client for some repositories cannot be replayed against the
-// API. No credentials give Anonymous.
+// API. Without an Authorization header, the session cookie (SessionCookie,
+// set by an OIDC login) is accepted, with CSRFHeader on requests that change
+// something. No credentials give Anonymous.
 func (s *Service) AuthenticateAPI(r *http.Request) (Principal, error) {
 	h := r.Header.Get("Authorization")
+	if h == "" {
+		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+			return s.authenticateSession(r, c.Value)
+		}
+	}
 	scheme, rest := parseAuthorization(h)
 	if h == "" || scheme != "bearer" {
 		return s.Authenticate(r)

@@ -126,14 +126,19 @@ func (s *Service) auditLoginFrom(ctx context.Context, r *http.Request, name, sou
 	if source != "" {
 		details = map[string]string{DetailSource: source}
 	}
+	kind, resource := string(KindUser), "user:"+name
+	if name == "" {
+		kind, resource = string(KindAnonymous), ""
+	}
 	s.recorder.Record(ctx, audit.Event{
-		Time: s.clock(), ActorKind: string(KindUser), Actor: name, ClientIP: s.remoteAddr(r), UserAgent: r.UserAgent(),
-		Action: ActionLogin, Resource: "user:" + name, Outcome: outcome, Reason: reason, Details: details,
+		Time: s.clock(), ActorKind: kind, Actor: name, ClientIP: s.remoteAddr(r), UserAgent: r.UserAgent(),
+		Action: ActionLogin, Resource: resource, Outcome: outcome, Reason: reason, Details: details,
 	})
 }
 
 // AuditLogin records the login of user name through source (an OIDC
-// login, which the Service does not see itself), with reason for a failure.
+// login, which the Service does not see itself), with reason for a
+// failure; name is "" when the login failed before the user was known.
 func (s *Service) AuditLogin(r *http.Request, name, source string, outcome audit.Outcome, reason string) {
 	s.auditLoginFrom(r.Context(), r, name, source, outcome, reason)
 }
