@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -294,8 +295,8 @@ func environment(p *plan, o *options, started time.Time) []string {
 	for _, s := range p.servers {
 		out = append(out, fmt.Sprintf("%s: `%s` %s", s.label, s.bin, version(s.bin)))
 	}
-	if rev := revision(); rev != "" {
-		out = append(out, "source: "+rev)
+	if src := cmp.Or(os.Getenv("BENCH_SOURCE"), revision()); src != "" {
+		out = append(out, "source: "+src)
 	}
 	cmd := os.Getenv("BENCH_COMMAND")
 	if cmd == "" {

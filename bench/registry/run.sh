@@ -20,5 +20,9 @@ trap 'rm -rf "$build"' EXIT
 go build -o "$build/customs" ./cmd/customs
 go build -o "$build/bench-registry" ./bench/registry
 
-BENCH_COMMAND="bench/registry/run.sh $*" \
+# The toolchain may be told not to stamp VCS data (GOFLAGS=-buildvcs=false).
+source="git $(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+git diff --quiet HEAD -- cmd internal go.mod go.sum 2>/dev/null || source="$source + uncommitted changes in cmd/, internal/"
+
+BENCH_COMMAND="bench/registry/run.sh $*" BENCH_SOURCE="$source" \
 	"$build/bench-registry" -customs "$build/customs" -registry "$bin/registry" "$@"
