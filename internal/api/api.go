@@ -52,6 +52,8 @@ type Store interface {
 	store.ProjectStore
 	store.UserStore
 	store.MemberStore
+	// UserGroups returns an LDAP or OIDC user's directory groups.
+	UserGroups(ctx context.Context, user string) ([]string, error)
 	store.RobotStore
 	Repositories(ctx context.Context, project string, page store.Page) ([]string, error)
 }
@@ -102,6 +104,7 @@ func New(opts Options) http.Handler {
 	mux.Handle("DELETE /api/v1/projects/{name}", h.wrap(h.deleteProject))
 	mux.Handle("GET /api/v1/projects/{name}/repositories", h.wrap(h.listRepositories))
 	h.userRoutes(mux)
+	h.cliSecretRoutes(mux)
 	h.memberRoutes(mux)
 	h.robotRoutes(mux)
 	if opts.AuditLog != nil {

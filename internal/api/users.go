@@ -48,6 +48,9 @@ type User struct {
 	Admin     bool      `json:"admin"`
 	Disabled  bool      `json:"disabled"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Groups are an LDAP or OIDC user's directory groups as of their last
+	// login (in the answers about one user).
+	Groups []string `json:"groups,omitempty"`
 }
 
 func toUser(u store.User) User {
@@ -159,7 +162,10 @@ func (h *handler) me(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 		if err != nil {
 			return err
 		}
-		au := toUser(*u)
+		au, err := h.withGroups(r, *u)
+		if err != nil {
+			return err
+		}
 		out.User = &au
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -188,7 +194,11 @@ func (h *handler) getUser(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toUser(*u))
+	out, err := h.withGroups(r, *u)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -124,13 +124,18 @@ func orDefault(s, def string) string {
 
 // writeError answers a request with err as the spec's JSON error body.
 // Internal errors are logged with the cause and answered generically;
-// headers already set on w (Location, Range, WWW-Authenticate) are kept.
+// an unavailable dependency (503: the database, an LDAP directory) is
+// logged and answered with its caller-safe message, which tells the client
+// what is down and to retry. Headers already set on w (Location, Range,
+// WWW-Authenticate) are kept.
 func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	status, code := classify(err)
 	msg := apperr.Message(err)
 	if status >= 500 {
 		log.Error("registry request failed", "err", err)
-		msg = "internal error"
+		if status != http.StatusServiceUnavailable {
+			msg = "internal error"
+		}
 	} else {
 		log.Debug("registry request refused", "status", status, "code", code, "err", err)
 	}

@@ -52,6 +52,7 @@ type Server struct {
 	Audit *audit.Writer
 
 	uploadSecret []byte
+	oidc         http.Handler // nil without auth.oidc
 	metrics      *prometheus.Registry
 	handler      http.Handler
 	tls          *tls.Config
@@ -143,12 +144,19 @@ func (s *Server) initAuth(ctx context.Context, adminPassword string) error {
 	if err != nil {
 		return fmt.Errorf("robot secret pepper: %w", err)
 	}
+	dir, dirTTL, err := s.directory()
+	if err != nil {
+		return err
+	}
 	s.Auth, err = auth.NewService(auth.Options{
 		Users:             s.Store,
 		Projects:          s.Store,
 		Members:           s.Store,
 		Robots:            s.Store,
 		RobotPepper:       pepper,
+		UserGroups:        s.Store,
+		Directory:         dir,
+		DirectoryCacheTTL: dirTTL,
 		Limiter:           auth.NewLoginLimiter(auth.LimiterOptions{}),
 		Recorder:          s.Audit,
 		Keys:              keys,
@@ -161,6 +169,9 @@ func (s *Server) initAuth(ctx context.Context, adminPassword string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
+	}
+	if s.oidc, err = s.oidcHandler(); err != nil {
+		return err
 	}
 	generated, err := auth.EnsureAdmin(ctx, s.Store, adminPassword, s.logger)
 	if err != nil {
@@ -224,6 +235,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/v2/", reg)
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
 	mux.Handle("/service/token", s.Auth.TokenHandler())
+	if s.oidc != nil {
+		mux.Handle("/api/v1/auth/oidc/", s.oidc)
+	}
 	mux.Handle("/api/", api.New(api.Options{Store: s.Store, Auth: s.Auth, Logger: s.logger, Version: s.version,
 		Recorder: s.Audit, AuditLog: s.Store}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
