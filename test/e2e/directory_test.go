@@ -68,6 +68,13 @@ func TestLDAPLogin(t *testing.T) {
 	}
 	carol.Must(t, "crane", "digest", "--insecure", repo+":v1")
 
+	// The API takes directory passwords too: customs login keeps a refresh
+	// token that lives while the directory has bob.
+	bob.MustInput(t, "bob-pw\n", customs, "login", srv.URL(), "-u", "bob", "--password-stdin")
+	if out := bob.Must(t, customs, "project", "list"); !strings.Contains(out, "team") {
+		t.Fatalf("bob's projects:\n%s", out)
+	}
+
 	// The user exists now, of source ldap, with the directory's groups.
 	var user struct {
 		Name   string   `json:"name"`
@@ -204,6 +211,16 @@ func TestOIDCLogin(t *testing.T) {
 		t.Fatalf("after logging in alice is %+v", me)
 	}
 	secret := createCLISecret(t, alice, srv)
+	if strings.Contains(srv.Logs(), secret) {
+		t.Fatal("the CLI secret is in the server's log")
+	}
+
+	// customs login takes it as alice's password.
+	cli := harness.NewClient(t)
+	cli.MustInput(t, secret+"\n", customs, "login", srv.URL(), "-u", "alice", "--password-stdin")
+	if out := cli.Must(t, customs, "project", "list"); !strings.Contains(out, "team") {
+		t.Fatalf("alice's projects:\n%s", out)
+	}
 
 	// Registry clients take the CLI secret as alice's password.
 	c := harness.NewClient(t)
@@ -249,6 +266,10 @@ func TestOIDCLogin(t *testing.T) {
 		second := createCLISecret(t, alice, srv)
 		if r := c.Run(t, "crane", "digest", "--insecure", ref); r.Err == nil {
 			t.Fatalf("the replaced secret still works:\n%s", r)
+		}
+		// The refresh token customs login kept died with the old secret.
+		if r := cli.Run(t, customs, "project", "list"); r.Err == nil || !strings.Contains(r.Stderr, "log in again") {
+			t.Fatalf("customs with a refresh token of the replaced secret:\n%s", r)
 		}
 		c.MustInput(t, second, "crane", "auth", "login", srv.Addr, "-u", "alice", "--password-stdin")
 		c.Must(t, "crane", "digest", "--insecure", ref)

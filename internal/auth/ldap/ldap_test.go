@@ -215,6 +215,19 @@ func TestServiceAccount(t *testing.T) {
 			t.Fatalf("err = %v, want EUNAVAILABLE saying LDAP login is misconfigured", err)
 		}
 	})
+	t.Run("anonymous search where anonymous may read", func(t *testing.T) {
+		open := ldaptest.Start(t, ldaptest.Options{AnonymousRead: true})
+		open.Add(t, people)
+		c := cfg(open)
+		c.BindDN, c.BindPassword = "", ""
+		u, err := newDirectory(t, c).Authenticate(context.Background(), "alice", "alice-pw")
+		if err != nil || u.Name != "alice" || len(u.Groups) != 2 {
+			t.Fatalf("Authenticate = %+v, %v", u, err)
+		}
+		if _, err := newDirectory(t, c).Authenticate(context.Background(), "alice", "wrong"); apperr.Code(err) != apperr.EUNAUTHORIZED {
+			t.Fatalf("wrong password: %v", err)
+		}
+	})
 	t.Run("missing base DN", func(t *testing.T) {
 		c := cfg(srv)
 		c.BaseDN = "ou=nowhere," + ldaptest.BaseDN
