@@ -75,6 +75,15 @@ func TestLDAPLogin(t *testing.T) {
 		t.Fatalf("bob's projects:\n%s", out)
 	}
 
+	// CLI secrets are for OIDC users only.
+	req, _ := http.NewRequest("POST", srv.URL()+"/api/v1/users/me/cli-secret", nil)
+	req.SetBasicAuth("bob", "bob-pw")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "log in through OIDC") {
+		t.Fatalf("an LDAP user asking for a CLI secret: %d %s", resp.StatusCode, body)
+	}
+
 	// The user exists now, of source ldap, with the directory's groups.
 	var user struct {
 		Name   string   `json:"name"`
@@ -257,8 +266,28 @@ func TestOIDCLogin(t *testing.T) {
 		ms := createCLISecret(t, m, srv)
 		mc := harness.NewClient(t)
 		mc.MustInput(t, ms, "crane", "auth", "login", srv.Addr, "-u", "mallory", "--password-stdin")
-		if r := mc.Run(t, "crane", "digest", "--insecure", ref); r.Err == nil {
+		if r := mc.Run(t, "crane", "digest", "--insecure", ref); r.Err == nil || !strings.Contains(r.Stderr, "mallory may not pull") {
 			t.Fatalf("mallory (not in devs) pulled from team:\n%s", r)
+		}
+		// Only administrators revoke other users' secrets.
+		if code := browserDo(t, alice, "DELETE", srv.URL()+"/api/v1/users/mallory/cli-secret", nil); code != http.StatusForbidden {
+			t.Fatalf("alice revoking mallory's secret: %d", code)
+		}
+		req, _ := http.NewRequest("DELETE", srv.URL()+"/api/v1/users/mallory/cli-secret", nil)
+		req.SetBasicAuth(srv.Username, srv.Password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var state struct {
+			Set bool `json:"set"`
+		}
+		if resp.StatusCode != http.StatusNoContent || browserDo(t, m, "GET", srv.URL()+"/api/v1/users/me/cli-secret", &state) != 200 || state.Set {
+			t.Fatalf("the administrator revoking mallory's secret: %d, then set=%v", resp.StatusCode, state.Set)
+		}
+		if r := mc.Run(t, "crane", "digest", "--insecure", ref); r.Err == nil || !strings.Contains(r.Stderr, "UNAUTHORIZED") {
+			t.Fatalf("mallory's revoked secret:\n%s", r)
 		}
 	})
 
