@@ -3,7 +3,7 @@
 # (quickly) when it is all there already. Run by scripts/test.sh; safe to run
 # by hand and to run twice at once.
 #
-#   Debian packages  skopeo, mmdebstrap, slapd and ldap-utils (never started
+#   Debian packages  skopeo, podman (its login), mmdebstrap, slapd and ldap-utils (never started
 #                    as a service), and PostgreSQL when nothing answers on
 #                    127.0.0.1:5432 (then it is also started)
 #   Go tools         crane, oras, regctl, the OCI conformance suite and the
@@ -50,6 +50,7 @@ apt_install() {
 missing=()
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v podman >/dev/null || missing+=(podman)
 if [ "${#missing[@]}" -gt 0 ]; then
 	apt_install "${missing[@]}"
 fi

@@ -27,6 +27,12 @@ func TestLogin(t *testing.T) {
 		{"skopeo", func(t *testing.T, c *harness.Client, pw string) harness.Result {
 			return c.RunInput(t, pw, "skopeo", "login", "--tls-verify=false", "-u", srv.Username, "--password-stdin", srv.Addr)
 		}},
+		// podman as root keeps credentials in /run unless told otherwise;
+		// --authfile keeps each client's in its own home.
+		{"podman", func(t *testing.T, c *harness.Client, pw string) harness.Result {
+			return c.RunInput(t, pw, "podman", "login", "--authfile", c.Home+"/auth.json", "--tls-verify=false",
+				"-u", srv.Username, "--password-stdin", srv.Addr)
+		}},
 		{"oras", func(t *testing.T, c *harness.Client, pw string) harness.Result {
 			return c.RunInput(t, pw, "oras", "login", "--plain-http", "-u", srv.Username, "--password-stdin", srv.Addr)
 		}},
