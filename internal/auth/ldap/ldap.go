@@ -203,7 +203,7 @@ func (d *Directory) findUser(c *goldap.Conn, name string) (*goldap.Entry, error)
 	if name == "" || len(name) > maxNameLen {
 		return nil, apperr.Errorf(apperr.EUNAUTHORIZED, "no such user in the directory (name empty or too long)")
 	}
-	filter := strings.ReplaceAll(d.cfg.UserFilter, "{username}", goldap.EscapeFilter(name))
+	filter := d.userFilter(name)
 	attrs := []string{d.cfg.UIDAttribute}
 	if d.cfg.GroupMembershipAttribute != "" {
 		attrs = append(attrs, d.cfg.GroupMembershipAttribute)
@@ -232,6 +232,13 @@ func (d *Directory) findUser(c *goldap.Conn, name string) (*goldap.Entry, error)
 		return nil, apperr.Errorf(apperr.EUNAUTHORIZED, "the directory entry has no %s", d.cfg.UIDAttribute)
 	}
 	return e, nil
+}
+
+// userFilter returns the user search filter for login name: the
+// configured filter with {username} replaced by name escaped (RFC 4515), so
+// that whatever name holds stays one assertion value.
+func (d *Directory) userFilter(name string) string {
+	return strings.ReplaceAll(d.cfg.UserFilter, "{username}", goldap.EscapeFilter(name))
 }
 
 // user returns the directory user of entry e with their groups.
