@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -63,35 +62,10 @@ type rbacEnv struct {
 
 func newRBACEnv(t *testing.T, mutate func(*config.Config)) *rbacEnv {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.GC.Interval = 0
-	if mutate != nil {
-		mutate(&cfg)
-	}
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, cfg, Options{Logger: logger, AdminPassword: adminPassword, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		srv.Close()
-	})
-	e := &rbacEnv{t: t, addr: ln.Addr().String(), srv: srv, logs: logs}
-	waitReady(t, e.url())
+	addr, srv := startServerLogging(t, mutate, logs, slog.LevelDebug)
+	ctx := context.Background()
+	e := &rbacEnv{t: t, addr: addr, srv: srv, logs: logs}
 	e.admin = &apiclient.Client{BaseURL: e.url(), Username: "admin", Password: adminPassword}
 	e.secrets.Store(adminPassword, "admin password")
 	for _, p := range []struct {

@@ -25,6 +25,13 @@ const adminPassword = "s3cret-for-tests"
 // startServer runs a Server on a loopback port and returns its address.
 func startServer(t *testing.T, mutate func(*config.Config)) (string, *Server) {
 	t.Helper()
+	return startServerLogging(t, mutate, io.Discard, slog.LevelInfo)
+}
+
+// startServerLogging is startServer with the server's logs, from level on,
+// written to logs.
+func startServerLogging(t *testing.T, mutate func(*config.Config), logs io.Writer, level slog.Level) (string, *Server) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Addr = "127.0.0.1:0"
@@ -35,7 +42,7 @@ func startServer(t *testing.T, mutate func(*config.Config)) (string, *Server) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := New(ctx, cfg, Options{Logger: logger, AdminPassword: adminPassword, Version: "test"})
 	if err != nil {
