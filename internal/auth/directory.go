@@ -71,7 +71,7 @@ const dirKeyPrefix = "directory\x00"
 func (s *Service) loginDirectory(ctx context.Context, r *http.Request, name, password string, u *store.User, remote string) (Principal, string, error) {
 	if s.directory == nil {
 		if u == nil {
-			s.burnHash(password)
+			s.burnHash(ctx, password)
 			return s.failLogin(ctx, r, name, remote, "", "no such user")
 		}
 		return s.failLogin(ctx, r, name, remote, u.Source, "directory login is not configured")

@@ -116,6 +116,7 @@ type Options struct {
 // Service implements the registry's authentication guard and the token
 // endpoint. It is safe for concurrent use.
 type Service struct {
+	hashes      *hashGate
 	users       store.UserStore
 	userGroups  GroupStore
 	directory   Directory
@@ -172,7 +173,8 @@ type permKey struct {
 // naming the bad option.
 func NewService(opts Options) (*Service, error) {
 	s := &Service{
-		users: opts.Users, authz: opts.Authorizer, limiter: opts.Limiter, recorder: opts.Recorder,
+		hashes: newHashGate(),
+		users:  opts.Users, authz: opts.Authorizer, limiter: opts.Limiter, recorder: opts.Recorder,
 		robots: opts.Robots, pepper: append([]byte(nil), opts.RobotPepper...), permTTL: opts.PermissionCacheTTL,
 		service: opts.Service, tokenTTL: opts.TokenTTL, refreshTTL: opts.RefreshTTL,
 		trustProxy: opts.TrustProxyHeaders, params: opts.PasswordParams, credTTL: opts.CredentialCacheTTL,
@@ -354,7 +356,7 @@ func (s *Service) login(ctx context.Context, r *http.Request, name, password str
 		if s.directory != nil {
 			return s.loginDirectory(ctx, r, name, password, nil, remote)
 		}
-		s.burnHash(password) // as slow as a wrong password, so names cannot be probed
+		s.burnHash(ctx, password) // as slow as a wrong password, so names cannot be probed
 		return fail("no such user")
 	}
 	if err != nil {
@@ -372,7 +374,10 @@ func (s *Service) login(ctx context.Context, r *http.Request, name, password str
 	}
 	key := s.credKey(name, password, u.PasswordHash)
 	if _, ok := s.creds.get(key, s.clock()); !ok {
-		ok, rehash, err := VerifyPassword(u.PasswordHash, password, s.params)
+		ok, rehash, err := s.hashes.verify(ctx, key, u.PasswordHash, password, s.params)
+		if apperr.Is(err, apperr.EUNAVAILABLE) {
+			return Principal{}, "", err
+		}
 		if err != nil {
 			s.logger.Error("login: stored password hash unusable", "user", name, "err", err)
 			return fail("stored password hash unusable")
@@ -461,12 +466,12 @@ func (s *Service) credKey(name, password, storedHash string) [32]byte {
 }
 
 // burnHash spends the time of one password verification.
-func (s *Service) burnHash(password string) {
+func (s *Service) burnHash(ctx context.Context, password string) {
 	s.dummyOnce.Do(func() {
 		s.dummyHash, _ = HashPassword("customs-no-such-user", s.params)
 	})
 	if s.dummyHash != "" {
-		_, _, _ = VerifyPassword(s.dummyHash, password, s.params)
+		s.hashes.burn(ctx, func() { _, _, _ = VerifyPassword(s.dummyHash, password, s.params) })
 	}
 }
 
