@@ -131,10 +131,10 @@ func (h *handler) putManifest(q *request) error {
 		Annotations:  pm.Annotations,
 		References:   pm.References,
 	}
-	if _, err := h.blobs.Put(q.ctx, d, bytes.NewReader(body), func(size int64) error {
-		return h.meta.PutBlob(q.ctx, d, size)
-	}); err != nil {
-		return err
+	// Linked, not only recorded: like distribution, a repository serves its
+	// manifests' bytes from the blobs endpoint too.
+	if _, err := h.blobs.Put(q.ctx, d, bytes.NewReader(body), h.recordLinked(q, d)); err != nil {
+		return h.linkError(q, err)
 	}
 	if err := h.meta.PutManifest(q.ctx, m, tags); err != nil {
 		if apperr.Code(err) == apperr.ENOTFOUND {

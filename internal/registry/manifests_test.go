@@ -77,6 +77,21 @@ func TestManifestPushAndPull(t *testing.T) {
 	}
 }
 
+// TestManifestBytesAsBlob: as with distribution, a repository serves its
+// manifests' bytes from the blobs endpoint; other repositories do not.
+func TestManifestBytesAsBlob(t *testing.T) {
+	e := newEnv(t)
+	im := e.pushImage("p/a", "v1", "one", nil)
+	r := e.do(req{method: "GET", path: "/v2/p/a/blobs/" + im.digest.String(), user: "admin"})
+	e.expect(r, 200, "")
+	if !bytes.Equal(r.body, im.manifest) {
+		t.Error("blob GET of the manifest digest returned other bytes")
+	}
+	e.pushImage("p/b", "v1", "two", nil)
+	r = e.do(req{method: "GET", path: "/v2/p/b/blobs/" + im.digest.String(), user: "admin"})
+	e.expect(r, 404, codeBlobUnknown)
+}
+
 func TestManifestPushResponses(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.pushBlob("p/a", []byte(`{"c":1}`))
