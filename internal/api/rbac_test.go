@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,28 +23,11 @@ import (
 )
 
 // recorder keeps audit events.
-type recorder struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (r *recorder) Record(_ context.Context, e audit.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
+type recorder struct{ audit.Memory }
 
 // find returns the events of action.
 func (r *recorder) find(action string) []audit.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []audit.Event
-	for _, e := range r.events {
-		if e.Action == action {
-			out = append(out, e)
-		}
-	}
-	return out
+	return r.Events(func(e audit.Event) bool { return e.Action == action })
 }
 
 // apiEnv is the API over a real SQLite store and auth service, with the

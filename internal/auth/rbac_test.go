@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,25 +15,10 @@ import (
 )
 
 // recorder keeps audit events for tests.
-type recorder struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (r *recorder) Record(_ context.Context, e audit.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
+type recorder struct{ audit.Memory }
 
 // take returns and forgets the recorded events.
-func (r *recorder) take() []audit.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.events
-	r.events = nil
-	return out
-}
+func (r *recorder) take() []audit.Event { return r.Take() }
 
 // registryScope returns the registry scope action standing for a, if any.
 func registryScope(a rbac.Action) string {

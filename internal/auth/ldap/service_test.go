@@ -25,28 +25,11 @@ import (
 )
 
 // recorder keeps audit events.
-type recorder struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (r *recorder) Record(_ context.Context, e audit.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
+type recorder struct{ audit.Memory }
 
 // logins returns the user.login events of name.
 func (r *recorder) logins(name string) []audit.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []audit.Event
-	for _, e := range r.events {
-		if e.Action == auth.ActionLogin && e.Actor == name {
-			out = append(out, e)
-		}
-	}
-	return out
+	return r.Events(func(e audit.Event) bool { return e.Action == auth.ActionLogin && e.Actor == name })
 }
 
 // clock is a settable clock.

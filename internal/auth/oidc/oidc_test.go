@@ -27,24 +27,15 @@ import (
 )
 
 // recorder keeps audit events.
-type recorder struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
+type recorder struct{ audit.Memory }
 
-func (r *recorder) Record(_ context.Context, e audit.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
+// last returns the newest event, or the zero Event.
 func (r *recorder) last() audit.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.events) == 0 {
+	ev := r.Events(nil)
+	if len(ev) == 0 {
 		return audit.Event{}
 	}
-	return r.events[len(r.events)-1]
+	return ev[len(ev)-1]
 }
 
 // fixture is customs' OIDC endpoints and an API stand-in (who the session
