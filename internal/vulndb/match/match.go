@@ -1,0 +1,688 @@
+// Package match matches package inventories against OSV advisories.
+//
+// Build turns a set of advisories into an Index once: every event version
+// is parsed under its ecosystem's rules, release scopes are resolved, and
+// each affected entry's rating and fix status are decided, so that Match
+// parses nothing of the advisories and only looks packages up by
+// (ecosystem, name).
+//
+// Matching follows the OSV schema's evaluation: an affected entry matches
+// a version listed in its versions, or one inside any of its ranges (OR),
+// where a range's events are sorted by version and the version is affected
+// when the last event at or below it is an introduced event (an
+// introduced "0" is the beginning of time, last_affected covers the
+// version itself, fixed does not) and it is below one of the range's limit
+// events, if any. GIT ranges are not evaluated (an entry's versions still
+// count). An entry with neither ranges nor versions affects every version,
+// as govulncheck reads the Go database.
+//
+// Debian, Ubuntu and Alpine advisories name source packages: a package
+// with a SourceName is looked up by it (and its SourceVersion, when set).
+// Release-scoped entries ("Alpine:v3.9") match only packages on an image
+// of that release (see ecosystem.ReleaseKey). Go modules are matched as
+// govulncheck -scan=module does: versions without their "v", the stdlib
+// pseudo-package at the Go version the binary was built with, and a
+// package with no version matching nothing; platform (GOOS/GOARCH) and
+// symbol filters are not applied, so customs reports a superset of
+// govulncheck's module-level findings.
+package match
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/customs-dev/customs/internal/inventory"
+	"github.com/customs-dev/customs/internal/vulndb/ecosystem"
+	"github.com/customs-dev/customs/internal/vulndb/osv"
+	"github.com/customs-dev/customs/internal/vulndb/severity"
+)
+
+// Lookup gives ratings from outside the advisory: operator overrides and
+// CVE feeds. ids are the advisory id, then its aliases, then its upstream
+// ids; an implementation returns the rating of the first (or most
+// relevant) id it knows.
+type Lookup interface {
+	Override(ids []string) (severity.Rating, bool)
+	Feed(ids []string) (severity.Rating, bool)
+}
+
+// PackageKey identifies the packages an advisory entry is about: the base
+// ecosystem and the package name as advisories write it (normalized, see
+// KeyOf).
+type PackageKey struct{ Ecosystem, Name string }
+
+// Status says whether a fix exists for a finding.
+type Status string
+
+// Statuses.
+const (
+	// StatusFixed means a version that fixes the vulnerability exists
+	// (Finding.Fixed lists it).
+	StatusFixed Status = "fixed"
+	// StatusNoFix means no fixed version is known.
+	StatusNoFix Status = "no-fix"
+	// StatusWontFix means no fixed version is known and the distribution
+	// has said it will not fix it in this release (Debian: urgency
+	// "unimportant" or "end-of-life" on an entry without a fix).
+	StatusWontFix Status = "wont-fix"
+)
+
+// Finding is one advisory affecting one installed package.
+type Finding struct {
+	AdvisoryID string `json:"advisoryID"`
+	// Aliases are the advisory's aliases followed by its upstream ids
+	// (Alpine and Debian records name their CVE as upstream), without
+	// duplicates.
+	Aliases []string `json:"aliases,omitempty"`
+	// Summary is the advisory's summary, or the first line of its details
+	// when it has none.
+	Summary  string          `json:"summary,omitempty"`
+	Severity severity.Rating `json:"severity"`
+	// Package is the installed package (the binary package for OS
+	// packages matched through their source package).
+	Package inventory.Package `json:"package"`
+	// Fixed are the fixed versions the advisory gives for this package in
+	// this ecosystem and release that are above the installed version,
+	// lowest first.
+	Fixed      []string        `json:"fixed,omitempty"`
+	Status     Status          `json:"status"`
+	References []osv.Reference `json:"references,omitempty"`
+}
+
+// Index is a set of advisories prepared for matching. It is read-only
+// after Build and safe for concurrent use.
+type Index struct {
+	advisories map[string]*advisory
+	byKey      map[PackageKey][]*entry
+	rules      map[string]*ecosystem.Rules
+}
+
+type advisory struct {
+	v       *osv.Vulnerability
+	aliases []string
+	summary string
+	keys    []PackageKey
+}
+
+// entry is one affected[] element of an advisory, pre-parsed.
+type entry struct {
+	adv *advisory
+	key PackageKey
+	// scoped entries match only images whose distribution release has
+	// base/releaseKey; matchable is false for a release no image has.
+	scoped     bool
+	base       string
+	releaseKey string
+	matchable  bool
+	ranges     []vrange
+	versions   map[string]struct{}
+	// all is set when the entry has neither ranges nor versions.
+	all     bool
+	fixed   []ecosystem.Version // sorted, distinct
+	wontFix bool
+	rating  severity.Rating
+}
+
+type eventKind uint8
+
+const (
+	evIntroduced eventKind = iota
+	evLastAffected
+	evFixed
+)
+
+type event struct {
+	kind eventKind
+	zero bool // introduced "0"
+	v    ecosystem.Version
+}
+
+type vrange struct {
+	events []event // sorted by version, introduced "0" first
+	limits []ecosystem.Version
+}
+
+// RecordError is a problem with one advisory found by Build.
+type RecordError struct {
+	// ID is the record's id ("" when it has none).
+	ID string
+	// Field is the path of the bad field ("affected[0].ranges[1].events[2].fixed"),
+	// or "" when the error text names it.
+	Field string
+	Err   error
+	// Dropped is true when the record was left out of the index; false
+	// when only the named affected entry was ignored.
+	Dropped bool
+}
+
+func (e *RecordError) Error() string {
+	var b strings.Builder
+	if e.Field != "" {
+		fmt.Fprintf(&b, "%s: %s: ", e.ID, e.Field)
+	}
+	b.WriteString(e.Err.Error())
+	if e.Dropped {
+		b.WriteString(" (record left out)")
+	} else {
+		b.WriteString(" (entry ignored)")
+	}
+	return b.String()
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Build prepares advs for matching; lk may be nil. Withdrawn records are
+// left out silently. A record that fails osv Validate, or one of whose
+// event versions does not parse under its ecosystem's rules, is left out
+// with a *RecordError naming the record and field. An affected entry of an
+// unknown ecosystem is ignored with a *RecordError (the record's other
+// entries still match). Of two records with one id, the later modified one
+// (the later one in advs on a tie) is kept. The rest of the index is never
+// affected by a bad record.
+func Build(advs []*osv.Vulnerability, lk Lookup) (*Index, []error) {
+	ix := &Index{
+		advisories: make(map[string]*advisory, len(advs)),
+		byKey:      make(map[PackageKey][]*entry),
+		rules:      make(map[string]*ecosystem.Rules),
+	}
+	var errs []error
+	// Later records of the same id replace earlier ones: resolve that first
+	// so byKey never holds entries of a replaced record.
+	chosen := make(map[string]*osv.Vulnerability, len(advs))
+	var order []string
+	for _, v := range advs {
+		if v == nil || v.IsWithdrawn() {
+			continue
+		}
+		if err := v.Validate(); err != nil {
+			errs = append(errs, &RecordError{ID: v.ID, Err: err, Dropped: true})
+			continue
+		}
+		if old, ok := chosen[v.ID]; ok {
+			if v.Modified.Before(old.Modified) {
+				continue
+			}
+		} else {
+			order = append(order, v.ID)
+		}
+		chosen[v.ID] = v
+	}
+	for _, id := range order {
+		a, entries, recErrs := ix.prepare(chosen[id], lk)
+		errs = append(errs, recErrs...)
+		if a == nil {
+			continue
+		}
+		ix.advisories[id] = a
+		for _, e := range entries {
+			ix.byKey[e.key] = append(ix.byKey[e.key], e)
+		}
+	}
+	return ix, errs
+}
+
+// rulesFor returns (and caches) the rules of a base ecosystem.
+func (ix *Index) rulesFor(base string) (*ecosystem.Rules, error) {
+	if r, ok := ix.rules[base]; ok {
+		return r, nil
+	}
+	r, err := ecosystem.For(base)
+	if err != nil {
+		return nil, err
+	}
+	ix.rules[base] = r
+	return r, nil
+}
+
+// prepare parses one valid record. It returns a nil advisory when the
+// record must be left out.
+func (ix *Index) prepare(v *osv.Vulnerability, lk Lookup) (*advisory, []*entry, []error) {
+	a := &advisory{v: v, aliases: aliases(v), summary: summary(v)}
+	ids := append([]string{v.ID}, a.aliases...)
+	var override, feed func() (severity.Rating, bool)
+	if lk != nil {
+		override = memo(func() (severity.Rating, bool) { return lk.Override(ids) })
+		feed = memo(func() (severity.Rating, bool) { return lk.Feed(ids) })
+	}
+	var entries []*entry
+	var errs []error
+	for i := range v.Affected {
+		af := &v.Affected[i]
+		eco := ecosystem.Split(af.Package.Ecosystem)
+		rules, err := ix.rulesFor(eco.Base)
+		if err != nil {
+			errs = append(errs, &RecordError{ID: v.ID, Field: fmt.Sprintf("affected[%d].package.ecosystem", i), Err: err})
+			continue
+		}
+		e := &entry{
+			adv:    a,
+			key:    PackageKey{Ecosystem: eco.Base, Name: rules.NormalizeName(af.Package.Name)},
+			scoped: eco.Scoped(),
+			base:   eco.Base,
+		}
+		if e.scoped {
+			e.releaseKey, e.matchable = ecosystem.ReleaseKey(eco)
+		}
+		if err := e.parseVersions(af, rules, i); err != nil {
+			return nil, nil, []error{err}
+		}
+		e.wontFix = len(e.fixed) == 0 && wontFix(eco.Base, af)
+		e.rating = severity.Resolve(v, af, override, feed)
+		entries = append(entries, e)
+		if !slices.Contains(a.keys, e.key) {
+			a.keys = append(a.keys, e.key)
+		}
+	}
+	sort.Slice(a.keys, func(i, j int) bool {
+		if a.keys[i].Ecosystem != a.keys[j].Ecosystem {
+			return a.keys[i].Ecosystem < a.keys[j].Ecosystem
+		}
+		return a.keys[i].Name < a.keys[j].Name
+	})
+	return a, entries, errs
+}
+
+// parseVersions fills the ranges, versions and fixed list of e from the
+// i-th affected entry af. A version that does not parse is a *RecordError
+// that drops the record.
+func (e *entry) parseVersions(af *osv.Affected, rules *ecosystem.Rules, i int) error {
+	id := e.adv.v.ID
+	bad := func(field string, err error) error {
+		return &RecordError{ID: id, Field: fmt.Sprintf("affected[%d].%s", i, field), Err: err, Dropped: true}
+	}
+	if len(af.Versions) > 0 {
+		e.versions = make(map[string]struct{}, len(af.Versions))
+		for _, s := range af.Versions {
+			e.versions[s] = struct{}{}
+		}
+	}
+	e.all = len(af.Ranges) == 0 && len(af.Versions) == 0
+	for j, r := range af.Ranges {
+		if r.Type == osv.RangeGit {
+			continue
+		}
+		var vr vrange
+		for k, ev := range r.Events {
+			field := fmt.Sprintf("ranges[%d].events[%d]", j, k)
+			switch {
+			case ev.Introduced == "0":
+				vr.events = append(vr.events, event{kind: evIntroduced, zero: true})
+			case ev.Introduced != "":
+				p, err := rules.Parse(ev.Introduced)
+				if err != nil {
+					return bad(field+".introduced", err)
+				}
+				vr.events = append(vr.events, event{kind: evIntroduced, v: p})
+			case ev.Fixed != "":
+				p, err := rules.Parse(ev.Fixed)
+				if err != nil {
+					return bad(field+".fixed", err)
+				}
+				vr.events = append(vr.events, event{kind: evFixed, v: p})
+				e.fixed = append(e.fixed, p)
+			case ev.LastAffected != "":
+				p, err := rules.Parse(ev.LastAffected)
+				if err != nil {
+					return bad(field+".last_affected", err)
+				}
+				vr.events = append(vr.events, event{kind: evLastAffected, v: p})
+			case ev.Limit == "*":
+				// No upper limit.
+			case ev.Limit != "":
+				p, err := rules.Parse(ev.Limit)
+				if err != nil {
+					return bad(field+".limit", err)
+				}
+				vr.limits = append(vr.limits, p)
+			}
+		}
+		sort.SliceStable(vr.events, func(a, b int) bool {
+			ea, eb := vr.events[a], vr.events[b]
+			if ea.zero || eb.zero {
+				return ea.zero && !eb.zero
+			}
+			if c := ea.v.Compare(eb.v); c != 0 {
+				return c < 0
+			}
+			return ea.kind < eb.kind
+		})
+		e.ranges = append(e.ranges, vr)
+	}
+	sort.Slice(e.fixed, func(a, b int) bool { return e.fixed[a].Compare(e.fixed[b]) < 0 })
+	e.fixed = slices.CompactFunc(e.fixed, func(a, b ecosystem.Version) bool { return a.Compare(b) == 0 })
+	return nil
+}
+
+// contains reports whether v is inside the range (see the package doc).
+func (r *vrange) contains(v ecosystem.Version) bool {
+	affected := false
+	for _, ev := range r.events {
+		switch ev.kind {
+		case evIntroduced:
+			if ev.zero || v.Compare(ev.v) >= 0 {
+				affected = true
+			}
+		case evFixed:
+			if v.Compare(ev.v) >= 0 {
+				affected = false
+			}
+		case evLastAffected:
+			if v.Compare(ev.v) > 0 {
+				affected = false
+			}
+		}
+	}
+	if !affected || len(r.limits) == 0 {
+		return affected
+	}
+	for _, l := range r.limits {
+		if v.Compare(l) < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// wontFix reports whether an affected entry says its distribution will not
+// fix it. Debian's OSV records (converted from the Debian security
+// tracker) carry the tracker's urgency in ecosystem_specific: "unimportant"
+// issues get no security update, and "end-of-life" packages are no longer
+// supported in that release. Ubuntu's OSV records carry no status (Canonical
+// has said they will not), and Red Hat, SUSE and Alpine publish only fixed
+// issues in OSV, so there is nothing to read for them.
+func wontFix(base string, af *osv.Affected) bool {
+	if base != inventory.Debian || len(af.EcosystemSpecific) == 0 {
+		return false
+	}
+	var es struct {
+		Urgency string `json:"urgency"`
+	}
+	if json.Unmarshal(af.EcosystemSpecific, &es) != nil {
+		return false
+	}
+	switch strings.TrimSpace(es.Urgency) {
+	case "unimportant", "end-of-life":
+		return true
+	}
+	return false
+}
+
+func memo(f func() (severity.Rating, bool)) func() (severity.Rating, bool) {
+	var done, ok bool
+	var r severity.Rating
+	return func() (severity.Rating, bool) {
+		if !done {
+			r, ok = f()
+			done = true
+		}
+		return r, ok
+	}
+}
+
+func aliases(v *osv.Vulnerability) []string {
+	var out []string
+	for _, list := range [][]string{v.Aliases, v.Upstream} {
+		for _, s := range list {
+			if s != "" && s != v.ID && !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func summary(v *osv.Vulnerability) string {
+	if s := strings.TrimSpace(v.Summary); s != "" {
+		return s
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(v.Details), "\n")
+	line = strings.TrimSpace(line)
+	if r := []rune(line); len(r) > 200 {
+		line = string(r[:199]) + "…"
+	}
+	return line
+}
+
+// Len is the number of advisories in the index.
+func (ix *Index) Len() int { return len(ix.advisories) }
+
+// Advisory returns the record with the given id, if the index holds it.
+func (ix *Index) Advisory(id string) (*osv.Vulnerability, bool) {
+	a, ok := ix.advisories[id]
+	if !ok {
+		return nil, false
+	}
+	return a.v, true
+}
+
+// Keys returns the (base ecosystem, normalized name) keys of the packages
+// an advisory names, sorted; nil for an id the index does not hold. A
+// stored inventory can be affected by the advisory only if KeyOf one of
+// its packages is among them.
+func (ix *Index) Keys(advisoryID string) []PackageKey {
+	a, ok := ix.advisories[advisoryID]
+	if !ok {
+		return nil
+	}
+	return slices.Clone(a.keys)
+}
+
+// sourceKeyed are the ecosystems whose advisories name source packages.
+func sourceKeyed(base string) bool {
+	return base == inventory.Debian || base == inventory.Ubuntu || base == inventory.Alpine
+}
+
+// KeyOf returns the key an installed package is looked up by, and the
+// version it is matched at: for Debian, Ubuntu and Alpine packages with a
+// SourceName, the source package (and SourceVersion when set); names are
+// normalized per ecosystem (PyPI: PEP 503). ok is false for a package of
+// an unknown ecosystem.
+func KeyOf(p inventory.Package) (key PackageKey, version string, ok bool) {
+	rules, err := ecosystem.For(p.Ecosystem)
+	if err != nil {
+		return PackageKey{}, "", false
+	}
+	key, version = keyOf(rules, p)
+	return key, version, true
+}
+
+func keyOf(rules *ecosystem.Rules, p inventory.Package) (PackageKey, string) {
+	name, version := p.Name, p.Version
+	if sourceKeyed(p.Ecosystem) && p.SourceName != "" {
+		name = p.SourceName
+		if p.SourceVersion != "" {
+			version = p.SourceVersion
+		}
+	}
+	return PackageKey{Ecosystem: p.Ecosystem, Name: rules.NormalizeName(name)}, version
+}
+
+// distroRelease is an image's distribution release, resolved once.
+type distroRelease struct {
+	base, key string
+	ok        bool
+}
+
+func resolveDistro(d *inventory.Distro) distroRelease {
+	base, key, ok := ecosystem.DistroRelease(d)
+	return distroRelease{base: base, key: key, ok: ok}
+}
+
+// applies reports whether e is about packages on an image of release dr.
+func (e *entry) applies(dr distroRelease) bool {
+	if !e.scoped {
+		return true
+	}
+	return e.matchable && dr.ok && dr.base == e.base && dr.key == e.releaseKey
+}
+
+// Match returns the findings for every package of inv, sorted by severity
+// (level, then score, highest first), then advisory id, then package
+// ecosystem, name and version. An advisory that matches the same package
+// (ecosystem, name, version) found more than once gives one finding whose
+// Package lists the locations of all of them.
+func (ix *Index) Match(inv *inventory.Inventory) []Finding {
+	if inv == nil {
+		return nil
+	}
+	dr := resolveDistro(inv.Distro)
+	var out []Finding
+	type dupKey struct{ adv, eco, name, version string }
+	seen := make(map[dupKey]int)
+	for _, p := range inv.Packages {
+		for _, f := range ix.matchPackage(dr, p) {
+			k := dupKey{f.AdvisoryID, p.Ecosystem, p.Name, p.Version}
+			if i, ok := seen[k]; ok {
+				prev := &out[i].Package
+				locs := slices.Clone(prev.Locations)
+				for _, l := range p.Locations {
+					if !slices.Contains(locs, l) {
+						locs = append(locs, l)
+					}
+				}
+				prev.Locations = locs
+				continue
+			}
+			seen[k] = len(out)
+			out = append(out, f)
+		}
+	}
+	sortFindings(out)
+	return out
+}
+
+// MatchPackage returns the findings for one package installed on an image
+// of distribution d (nil when unknown: then release-scoped advisories do
+// not match), sorted as Match sorts them.
+func (ix *Index) MatchPackage(d *inventory.Distro, p inventory.Package) []Finding {
+	out := ix.matchPackage(resolveDistro(d), p)
+	sortFindings(out)
+	return out
+}
+
+func (ix *Index) matchPackage(dr distroRelease, p inventory.Package) []Finding {
+	rules, ok := ix.rules[p.Ecosystem]
+	if !ok {
+		return nil // no advisory of this ecosystem in the index
+	}
+	key, version := keyOf(rules, p)
+	cands := ix.byKey[key]
+	if len(cands) == 0 || version == "" {
+		return nil
+	}
+	listed, err := rules.NormalizeInstalled(key.Name, version)
+	if err != nil {
+		listed = version
+	}
+	installed, perr := rules.ParseInstalled(key.Name, version)
+	parsed := perr == nil
+
+	var out []Finding
+	for i, e := range cands {
+		if !e.applies(dr) || !e.affects(listed, installed, parsed) {
+			continue
+		}
+		// One finding per advisory: skip if an earlier candidate of the
+		// same advisory already matched.
+		if slices.ContainsFunc(out, func(f Finding) bool { return f.AdvisoryID == e.adv.v.ID }) {
+			continue
+		}
+		f := Finding{
+			AdvisoryID: e.adv.v.ID,
+			Aliases:    e.adv.aliases,
+			Summary:    e.adv.summary,
+			Severity:   e.rating,
+			Package:    p,
+			References: e.adv.v.References,
+		}
+		wont := e.wontFix
+		var fixed []ecosystem.Version
+		// Gather fixes (and the highest rating) over every entry of this
+		// advisory that applies to this package and release.
+		for _, o := range cands[i:] {
+			if o.adv != e.adv || !o.applies(dr) {
+				continue
+			}
+			if o != e && o.affects(listed, installed, parsed) {
+				wont = wont || o.wontFix
+				if higher(o.rating, f.Severity) {
+					f.Severity = o.rating
+				}
+			}
+			if parsed {
+				for _, fx := range o.fixed {
+					if fx.Compare(installed) > 0 {
+						fixed = append(fixed, fx)
+					}
+				}
+			}
+		}
+		if len(fixed) > 0 {
+			slices.SortStableFunc(fixed, ecosystem.Version.Compare)
+			for _, fx := range fixed {
+				if !slices.Contains(f.Fixed, fx.String()) {
+					f.Fixed = append(f.Fixed, fx.String())
+				}
+			}
+		}
+		switch {
+		case len(f.Fixed) > 0:
+			f.Status = StatusFixed
+		case wont:
+			f.Status = StatusWontFix
+		default:
+			f.Status = StatusNoFix
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// affects reports whether the entry's versions include the installed
+// version (listed: as advisories write it; installed: parsed, when parsed).
+func (e *entry) affects(listed string, installed ecosystem.Version, parsed bool) bool {
+	if e.all {
+		return true
+	}
+	if _, ok := e.versions[listed]; ok {
+		return true
+	}
+	if !parsed {
+		return false
+	}
+	for i := range e.ranges {
+		if e.ranges[i].contains(installed) {
+			return true
+		}
+	}
+	return false
+}
+
+func higher(a, b severity.Rating) bool {
+	if a.Level != b.Level {
+		return a.Level > b.Level
+	}
+	return a.Score > b.Score
+}
+
+func sortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Severity.Level != b.Severity.Level || a.Severity.Score != b.Severity.Score {
+			return higher(a.Severity, b.Severity)
+		}
+		if a.AdvisoryID != b.AdvisoryID {
+			return a.AdvisoryID < b.AdvisoryID
+		}
+		if a.Package.Ecosystem != b.Package.Ecosystem {
+			return a.Package.Ecosystem < b.Package.Ecosystem
+		}
+		if a.Package.Name != b.Package.Name {
+			return a.Package.Name < b.Package.Name
+		}
+		return a.Package.Version < b.Package.Version
+	})
+}
