@@ -159,13 +159,21 @@ func (r *Rules) Name() string { return r.name }
 // ecosystems unchanged.
 func (r *Rules) NormalizeName(name string) string { return r.normName(name) }
 
+// MaxVersionLen bounds the length of a version string Parse accepts; no
+// real version comes near it, and comparators cost grows with length.
+const MaxVersionLen = 512
+
 // Parse parses a version as the ecosystem writes it (in advisories and in
 // package metadata). A string that does not follow the ecosystem's
-// published version syntax is an error that names it and the ecosystem.
+// published version syntax, or is longer than MaxVersionLen, is an error
+// that names it and the ecosystem.
 func (r *Rules) Parse(s string) (Version, error) {
 	trimmed := strings.TrimSpace(s)
 	if trimmed == "" {
 		return Version{}, fmt.Errorf("%s: empty version", r.name)
+	}
+	if len(trimmed) > MaxVersionLen {
+		return Version{}, fmt.Errorf("%s: version %.40q… is longer than %d bytes", r.name, trimmed, MaxVersionLen)
 	}
 	if r.syntax != nil && !r.syntax.MatchString(trimmed) {
 		return Version{}, fmt.Errorf("%s: %q is not a %s version", r.name, s, r.name)

@@ -17,7 +17,7 @@ const (
 // optional .patch, and an optional beta/rc pre-release ("1.21rc1",
 // "1.9.2rc2", "1.19beta1"). It is the pattern govulncheck (and pkgsite)
 // use to turn tags into semantic versions.
-var goTag = regexp.MustCompile(`^(\d+\.\d+)(\.\d+)?(?:(beta|rc)(\d+))?$`)
+var goTag = regexp.MustCompile(`^((?:0|[1-9]\d*)\.(?:0|[1-9]\d*))(\.(?:0|[1-9]\d*))?(?:(beta|rc)([1-9]\d*))?$`)
 
 // GoVersion turns a Go toolchain version, as a binary's build information or
 // `go version` reports it, into the semantic version the Go vulnerability
