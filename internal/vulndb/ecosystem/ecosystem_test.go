@@ -39,7 +39,7 @@ var orderingTests = []struct {
 		equal:   [][2]string{{"1.1.1f-1ubuntu2.20", "0:1.1.1f-1ubuntu2.20"}},
 	},
 	{
-		eco:  inventory.Alpine,
+		eco: inventory.Alpine,
 		// A bare "_cvs" (no number) compares equal to no suffix in
 		// osv-scalibr v0.5.3 (its no-suffix weight is cvs's); apk-tools puts it
 		// above. "_cvs1" shows the rule without that upstream bug.
