@@ -6,8 +6,8 @@
 #   Debian packages  skopeo, podman (its login), mmdebstrap, slapd and ldap-utils (never started
 #                    as a service), and PostgreSQL when nothing answers on
 #                    127.0.0.1:5432 (then it is also started)
-#   Go tools         crane, oras, regctl, the OCI conformance suite and the
-#                    CNCF distribution registry, pinned, built into
+#   Go tools         crane, oras, regctl, the OCI conformance suite, the
+#                    CNCF distribution registry and govulncheck, pinned, built into
 #                    $CACHE/bin (stamp files record which version is there)
 #   Test images      a Debian bookworm OCI layout built with mmdebstrap from
 #                    Debian's archive, in $CACHE/images/debian-bookworm
@@ -138,6 +138,10 @@ go_tool regctl github.com/regclient/regclient/cmd/regctl@v0.11.7
 go_tool conformance github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111
 # The CNCF registry, run side by side with customs by the benchmarks.
 go_tool registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+# govulncheck, whose module-level findings on test binaries customs must
+# cover (test/crosscheck), reading the same Go advisories laid out as its
+# database.
+go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
 
 # --- Test images ------------------------------------------------------------
 
