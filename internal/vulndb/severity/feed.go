@@ -92,7 +92,7 @@ func ParseNVD(name string, data []byte) ([]CVERating, error) {
 						continue
 					}
 					if found == nil {
-						r.Detail = fmt.Sprintf("NVD %s %s %s (%s)", c.ID, g.field, m.Type, m.Source)
+						r.Detail = strings.TrimSpace(fmt.Sprintf("NVD %s %s %s (%s) %s", c.ID, g.field, m.Type, m.Source, r.Detail))
 						found = &r
 					}
 				}
