@@ -374,6 +374,8 @@ type Store interface {
 	RobotStore
 	RegistryStore
 	AuditStore
+	VulnStore
+	InventoryStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

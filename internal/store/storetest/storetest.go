@@ -41,6 +41,8 @@ func Run(t *testing.T, open OpenFunc) {
 		{"referrers", referrerTests},
 		{"gc", gcTests},
 		{"audit", auditTests},
+		{"vulndb", vulnTests},
+		{"inventories", inventoryTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
