@@ -211,6 +211,12 @@ type PackageKey struct {
 	Name      string
 }
 
+// LookupFunc returns the name a package is looked up by: the name
+// advisories know it by, which for OS packages may be the source package's
+// (package vulndb passes match.KeyOf's). "" means the package is never
+// looked up.
+type LookupFunc func(p inventory.Package) string
+
 // InventoryPackage is a stored package found by InventoryPackages. Its
 // Package carries Ecosystem, Name, Version, SourceName and SourceVersion
 // only; Position is its index in the inventory's Packages.
@@ -231,16 +237,18 @@ type InventoryRef struct {
 // InventoryStore keeps the inventories of scanned images, so that a changed
 // advisory is matched against them without reading a layer.
 type InventoryStore interface {
-	// PutInventory creates or replaces the inventory under key. EINVALID
-	// if key.Digest is empty or a package lacks an ecosystem or a name.
-	PutInventory(ctx context.Context, key InventoryKey, inv *inventory.Inventory) error
+	// PutInventory creates or replaces the inventory under key. lookup
+	// gives the name each package is found by (InventoryPackages), "" for
+	// none; nil means every package's own name. EINVALID if key.Digest is
+	// empty or a package lacks an ecosystem or a name.
+	PutInventory(ctx context.Context, key InventoryKey, inv *inventory.Inventory, lookup LookupFunc) error
 	// Inventory returns the inventory under key, or ENOTFOUND.
 	Inventory(ctx context.Context, key InventoryKey) (*StoredInventory, error)
 	// DeleteInventory removes the inventory under key. ENOTFOUND if absent.
 	DeleteInventory(ctx context.Context, key InventoryKey) error
 	// InventoryPackages calls fn for every stored package whose ecosystem
-	// is one of keys' and whose name or source package name is that key's
-	// name, each package once; it stops at fn's first error and returns it.
+	// and lookup name (see PutInventory) are one of keys, each package
+	// once; it stops at fn's first error and returns it.
 	InventoryPackages(ctx context.Context, keys []PackageKey, fn func(InventoryPackage) error) error
 	// InventoryRefs returns the keys and distros of the inventories with
 	// the given ids (ids that do not exist are left out).

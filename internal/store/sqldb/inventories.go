@@ -1,10 +1,12 @@
 package sqldb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/inventory"
@@ -31,7 +33,7 @@ func checkInventory(key store.InventoryKey, inv *inventory.Inventory) error {
 }
 
 // PutInventory creates or replaces the inventory under key.
-func (db *DB) PutInventory(ctx context.Context, key store.InventoryKey, inv *inventory.Inventory) error {
+func (db *DB) PutInventory(ctx context.Context, key store.InventoryKey, inv *inventory.Inventory, lookup store.LookupFunc) error {
 	if err := checkInventory(key, inv); err != nil {
 		return err
 	}
@@ -60,9 +62,13 @@ func (db *DB) PutInventory(ctx context.Context, key store.InventoryKey, inv *inv
 			return err
 		}
 		ins := db.newRowInserter(tx, `INSERT INTO inventory_packages (inventory_id, position, ecosystem, name,
-			version, source_name, source_version) VALUES `, "", 7)
+			version, source_name, source_version, lookup) VALUES `, "", 8)
 		for i, p := range inv.Packages {
-			if err := ins.add(ctx, id, i, p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion); err != nil {
+			name := p.Name
+			if lookup != nil {
+				name = lookup(p)
+			}
+			if err := ins.add(ctx, id, i, p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion, name); err != nil {
 				return err
 			}
 		}
@@ -116,45 +122,32 @@ func (db *DB) DeleteInventory(ctx context.Context, key store.InventoryKey) error
 	})
 }
 
-// InventoryPackages calls fn for every stored package named by keys, by
-// package or source package name, each once.
+// InventoryPackages calls fn for every stored package found by keys.
 func (db *DB) InventoryPackages(ctx context.Context, keys []store.PackageKey, fn func(store.InventoryPackage) error) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	names := make(map[store.PackageKey]bool, len(keys))
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b store.PackageKey) int {
+		return cmp.Or(cmp.Compare(a.Ecosystem, b.Ecosystem), cmp.Compare(a.Name, b.Name))
+	})
+	keys = slices.Compact(keys)
+	// lookup <> '' lets the database use the partial index.
+	st, err := db.read.PrepareContext(ctx, `SELECT inventory_id, position, name, version, source_name, source_version
+		FROM inventory_packages WHERE ecosystem = $1 AND lookup = $2 AND lookup <> ''`)
+	if err != nil {
+		return db.wrap(err)
+	}
+	defer st.Close()
 	for _, k := range keys {
-		names[k] = true
-	}
-	byName, err := db.read.PrepareContext(ctx, `SELECT inventory_id, position, name, version, source_name, source_version
-		FROM inventory_packages WHERE ecosystem = $1 AND name = $2`)
-	if err != nil {
-		return db.wrap(err)
-	}
-	defer byName.Close()
-	// source_name <> '' lets the database use the partial index.
-	bySource, err := db.read.PrepareContext(ctx, `SELECT inventory_id, position, name, version, source_name, source_version
-		FROM inventory_packages WHERE ecosystem = $1 AND source_name = $2 AND source_name <> '' AND name <> $2`)
-	if err != nil {
-		return db.wrap(err)
-	}
-	defer bySource.Close()
-	for k := range names {
-		for i, st := range []*sql.Stmt{byName, bySource} {
-			// A package found by its source name whose own name is also a
-			// key was (or will be) found by that name.
-			skipNamed := i == 1
-			if err := db.scanPackages(ctx, st, k, fn, func(name string) bool {
-				return skipNamed && names[store.PackageKey{Ecosystem: k.Ecosystem, Name: name}]
-			}); err != nil {
-				return err
-			}
+		if err := db.scanPackages(ctx, st, k, fn); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (db *DB) scanPackages(ctx context.Context, st *sql.Stmt, k store.PackageKey, fn func(store.InventoryPackage) error, skip func(name string) bool) error {
+func (db *DB) scanPackages(ctx context.Context, st *sql.Stmt, k store.PackageKey, fn func(store.InventoryPackage) error) error {
 	rows, err := st.QueryContext(ctx, k.Ecosystem, k.Name)
 	if err != nil {
 		return db.wrap(err)
@@ -165,9 +158,6 @@ func (db *DB) scanPackages(ctx context.Context, st *sql.Stmt, k store.PackageKey
 		p := &ip.Package
 		if err := rows.Scan(&ip.InventoryID, &ip.Position, &p.Name, &p.Version, &p.SourceName, &p.SourceVersion); err != nil {
 			return db.wrap(err)
-		}
-		if skip(p.Name) {
-			continue
 		}
 		if err := fn(ip); err != nil {
 			return err

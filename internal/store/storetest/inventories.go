@@ -25,6 +25,18 @@ func debianInventory() *inventory.Inventory {
 	}
 }
 
+// bySource is the lookup name of OS packages built from a source package:
+// the source package's name.
+func bySource(p inventory.Package) string {
+	if p.SourceName != "" {
+		return p.SourceName
+	}
+	if p.Name == "unlisted" {
+		return ""
+	}
+	return p.Name
+}
+
 // found runs InventoryPackages and returns "inventory-digest#position name version source" sorted.
 func (e *env) found(keys ...store.PackageKey) []string {
 	e.t.Helper()
@@ -56,7 +68,7 @@ var inventoryTests = []test{
 		_, err := e.s.Inventory(e.ctx, key)
 		wantCode(t, err, apperr.ENOTFOUND, "", "sha256:img")
 		inv := debianInventory()
-		ok(t, e.s.PutInventory(e.ctx, key, inv))
+		ok(t, e.s.PutInventory(e.ctx, key, inv, bySource))
 		got, err := e.s.Inventory(e.ctx, key)
 		ok(t, err)
 		if got.Key != key || got.Inventory.Distro == nil || *got.Inventory.Distro != *inv.Distro ||
@@ -68,12 +80,12 @@ var inventoryTests = []test{
 		sameTime(t, "UpdatedAt", got.UpdatedAt, t0)
 		// Another platform of the same digest is another inventory.
 		other := store.InventoryKey{Digest: "sha256:img", Platform: "linux/arm64"}
-		ok(t, e.s.PutInventory(e.ctx, other, &inventory.Inventory{}))
+		ok(t, e.s.PutInventory(e.ctx, other, &inventory.Inventory{}, bySource))
 		if n, err := e.s.InventoryCount(e.ctx); err != nil || n != 2 {
 			t.Fatalf("InventoryCount = %d, %v", n, err)
 		}
 		e.clk.Advance(time.Hour)
-		ok(t, e.s.PutInventory(e.ctx, key, &inventory.Inventory{Packages: []inventory.Package{{Ecosystem: "Go", Name: "stdlib", Version: "go1.21.3"}}}))
+		ok(t, e.s.PutInventory(e.ctx, key, &inventory.Inventory{Packages: []inventory.Package{{Ecosystem: "Go", Name: "stdlib", Version: "go1.21.3"}}}, bySource))
 		got, err = e.s.Inventory(e.ctx, key)
 		ok(t, err)
 		if got.Inventory.Distro != nil || len(got.Inventory.Packages) != 1 || got.Inventory.Packages[0].Name != "stdlib" {
@@ -90,39 +102,40 @@ var inventoryTests = []test{
 		}
 	}},
 	{"invalid inventories", func(t *testing.T, e *env) {
-		wantCode(t, e.s.PutInventory(e.ctx, store.InventoryKey{}, &inventory.Inventory{}), apperr.EINVALID, "", "digest")
-		wantCode(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: "d"}, nil), apperr.EINVALID, "", "")
+		wantCode(t, e.s.PutInventory(e.ctx, store.InventoryKey{}, &inventory.Inventory{}, nil), apperr.EINVALID, "", "digest")
+		wantCode(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: "d"}, nil, nil), apperr.EINVALID, "", "")
 		wantCode(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: "d"}, &inventory.Inventory{
-			Packages: []inventory.Package{{Ecosystem: "Go", Name: "a"}, {Name: "b"}}}), apperr.EINVALID, "", "packages[1]")
+			Packages: []inventory.Package{{Ecosystem: "Go", Name: "a"}, {Name: "b"}}}, nil), apperr.EINVALID, "", "packages[1]")
 		if n, _ := e.s.InventoryCount(e.ctx); n != 0 {
 			t.Fatalf("%d inventories stored after refusals", n)
 		}
 	}},
-	{"package lookup by name and source name", func(t *testing.T, e *env) {
-		ok(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: "deb"}, debianInventory()))
+	{"package lookup by lookup name", func(t *testing.T, e *env) {
+		ok(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: "deb"}, debianInventory(), bySource))
 		ok(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: "alpine"}, &inventory.Inventory{
 			Distro: &inventory.Distro{ID: "alpine", VersionID: "3.9.6"},
 			Packages: []inventory.Package{
 				{Ecosystem: "Alpine", Name: "musl", Version: "1.1.20-r4"},
 				{Ecosystem: "Alpine", Name: "musl-utils", Version: "1.1.20-r4", SourceName: "musl"},
-			}}))
+				{Ecosystem: "Alpine", Name: "unlisted", Version: "1"},
+			}}, bySource))
 		ok(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: "bare"}, &inventory.Inventory{
-			Packages: []inventory.Package{{Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.7"}}}))
+			Packages: []inventory.Package{{Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.7"}}}, bySource))
 
-		wantStrings(t, "openssl (source of two, name of one)", e.found(store.PackageKey{Ecosystem: "Debian", Name: "openssl"}), []string{
+		openssl := []string{
 			"deb#0 Debian libssl3 3.0.11-1~deb12u2 openssl 3.0.11-1~deb12u2",
 			"deb#1 Debian openssl 3.0.11-1~deb12u2 openssl ",
-		})
-		wantStrings(t, "openssl and libssl3 (each package once)", e.found(
+		}
+		wantStrings(t, "openssl (the source of both)", e.found(store.PackageKey{Ecosystem: "Debian", Name: "openssl"}), openssl)
+		wantStrings(t, "openssl twice and libssl3 (each package once; binary names are not lookup names)", e.found(
 			store.PackageKey{Ecosystem: "Debian", Name: "openssl"}, store.PackageKey{Ecosystem: "Debian", Name: "libssl3"},
-			store.PackageKey{Ecosystem: "Debian", Name: "openssl"}), []string{
-			"deb#0 Debian libssl3 3.0.11-1~deb12u2 openssl 3.0.11-1~deb12u2",
-			"deb#1 Debian openssl 3.0.11-1~deb12u2 openssl ",
-		})
+			store.PackageKey{Ecosystem: "Debian", Name: "openssl"}), openssl)
+		wantStrings(t, "bash", e.found(store.PackageKey{Ecosystem: "Debian", Name: "bash"}), []string{"deb#2 Debian bash 5.2.15-2+b2  "})
 		wantStrings(t, "x/text across inventories", e.found(store.PackageKey{Ecosystem: "Go", Name: "golang.org/x/text"}), []string{
 			"bare#0 Go golang.org/x/text v0.3.7  ", "deb#3 Go golang.org/x/text v0.3.5  "})
 		wantStrings(t, "musl", e.found(store.PackageKey{Ecosystem: "Alpine", Name: "musl"}), []string{
 			"alpine#0 Alpine musl 1.1.20-r4  ", "alpine#1 Alpine musl-utils 1.1.20-r4 musl "})
+		wantStrings(t, "a package without a lookup name", e.found(store.PackageKey{Ecosystem: "Alpine", Name: "unlisted"}), nil)
 		wantStrings(t, "the ecosystem must match", e.found(store.PackageKey{Ecosystem: "Ubuntu", Name: "openssl"}), nil)
 		wantStrings(t, "no keys", e.found(), nil)
 
@@ -156,12 +169,17 @@ var inventoryTests = []test{
 			t.Fatalf("InventoryPackages returned %v, want fn's error", err)
 		}
 	}},
+	{"default lookup is the package name", func(t *testing.T, e *env) {
+		ok(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: "deb"}, debianInventory(), nil))
+		wantStrings(t, "libssl3", e.found(store.PackageKey{Ecosystem: "Debian", Name: "libssl3"}),
+			[]string{"deb#0 Debian libssl3 3.0.11-1~deb12u2 openssl 3.0.11-1~deb12u2"})
+	}},
 	{"many packages", func(t *testing.T, e *env) {
 		inv := &inventory.Inventory{}
 		for i := range 567 {
 			inv.Packages = append(inv.Packages, inventory.Package{Ecosystem: "npm", Name: fmt.Sprintf("p%d", i%100), Version: fmt.Sprint(i)})
 		}
-		ok(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: "big"}, inv))
+		ok(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: "big"}, inv, bySource))
 		got := e.found(store.PackageKey{Ecosystem: "npm", Name: "p7"})
 		if len(got) != 6 || got[0] != "big#107 npm p7 107  " {
 			t.Fatalf("p7 found as %q", got)

@@ -69,8 +69,11 @@ CREATE TABLE inventories (
 	UNIQUE (digest, platform)
 );
 
--- position is the package's index in the inventory. The lookup indexes
--- carry the matched columns, so reverse matching can scan the index only.
+-- position is the package's index in the inventory; lookup is the name
+-- advisories know it by (the source package for Debian, Ubuntu and Alpine,
+-- normalized per ecosystem: see vulndb/match.KeyOf), '' if none. The lookup
+-- index carries the matched columns, so reverse matching reads the index
+-- only.
 CREATE TABLE inventory_packages (
 	inventory_id   BIGINT NOT NULL REFERENCES inventories (id) ON DELETE CASCADE,
 	position       INTEGER NOT NULL,
@@ -79,9 +82,8 @@ CREATE TABLE inventory_packages (
 	version        TEXT NOT NULL,
 	source_name    TEXT COLLATE "C" NOT NULL DEFAULT '',
 	source_version TEXT NOT NULL DEFAULT '',
+	lookup         TEXT COLLATE "C" NOT NULL DEFAULT '',
 	PRIMARY KEY (inventory_id, position)
 );
-CREATE INDEX inventory_packages_name ON inventory_packages (ecosystem, name)
-	INCLUDE (version, source_name, source_version, inventory_id, position);
-CREATE INDEX inventory_packages_source ON inventory_packages (ecosystem, source_name)
-	INCLUDE (name, version, source_version, inventory_id, position) WHERE source_name <> '';
+CREATE INDEX inventory_packages_lookup ON inventory_packages (ecosystem, lookup)
+	INCLUDE (name, version, source_name, source_version, inventory_id, position) WHERE lookup <> '';

@@ -68,8 +68,11 @@ CREATE TABLE inventories (
 	UNIQUE (digest, platform)
 ) STRICT;
 
--- position is the package's index in the inventory. The lookup indexes
--- carry the matched columns, so reverse matching reads no table rows.
+-- position is the package's index in the inventory; lookup is the name
+-- advisories know it by (the source package for Debian, Ubuntu and Alpine,
+-- normalized per ecosystem: see vulndb/match.KeyOf), '' if none. The lookup
+-- index carries the matched columns, so reverse matching reads the index
+-- only.
 CREATE TABLE inventory_packages (
 	inventory_id   INTEGER NOT NULL REFERENCES inventories (id) ON DELETE CASCADE,
 	position       INTEGER NOT NULL,
@@ -78,8 +81,8 @@ CREATE TABLE inventory_packages (
 	version        TEXT    NOT NULL,
 	source_name    TEXT    NOT NULL DEFAULT '',
 	source_version TEXT    NOT NULL DEFAULT '',
+	lookup         TEXT    NOT NULL DEFAULT '',
 	PRIMARY KEY (inventory_id, position)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX inventory_packages_name ON inventory_packages (ecosystem, name, version, source_name, source_version);
-CREATE INDEX inventory_packages_source ON inventory_packages (ecosystem, source_name, name, version, source_version)
-	WHERE source_name <> '';
+CREATE INDEX inventory_packages_lookup ON inventory_packages (ecosystem, lookup, name, version, source_name, source_version)
+	WHERE lookup <> '';
