@@ -176,11 +176,11 @@ func (r *Rules) Parse(s string) (Version, error) {
 		return Version{}, fmt.Errorf("%s: version %.40q… is longer than %d bytes", r.name, trimmed, MaxVersionLen)
 	}
 	if r.syntax != nil && !r.syntax.MatchString(trimmed) {
-		return Version{}, fmt.Errorf("%s: %q is not a %s version", r.name, s, r.name)
+		return Version{}, fmt.Errorf("%s: %q is not a valid %s version", r.name, s, r.name)
 	}
 	v, err := r.parse(trimmed)
 	if err != nil {
-		return Version{}, fmt.Errorf("%s: %q is not a %s version: %w", r.name, s, r.name, err)
+		return Version{}, fmt.Errorf("%s: %q is not a valid %s version: %w", r.name, s, r.name, err)
 	}
 	return Version{raw: s, v: v}, nil
 }

@@ -149,6 +149,9 @@ type vrange struct {
 type RecordError struct {
 	// ID is the record's id ("" when it has none).
 	ID string
+	// Ecosystem is the OSV ecosystem of the affected entry at fault
+	// ("Alpine:v3.8"), when the error is about one.
+	Ecosystem string
 	// Field is the path of the bad field ("affected[0].ranges[1].events[2].fixed"),
 	// or "" when the error text names it.
 	Field string
@@ -161,7 +164,11 @@ type RecordError struct {
 func (e *RecordError) Error() string {
 	var b strings.Builder
 	if e.Field != "" {
-		fmt.Fprintf(&b, "%s: %s: ", e.ID, e.Field)
+		b.WriteString(e.ID)
+		if e.Ecosystem != "" {
+			fmt.Fprintf(&b, " (%s)", e.Ecosystem)
+		}
+		fmt.Fprintf(&b, ": %s: ", e.Field)
 	}
 	b.WriteString(e.Err.Error())
 	if e.Dropped {
@@ -174,14 +181,23 @@ func (e *RecordError) Error() string {
 
 func (e *RecordError) Unwrap() error { return e.Err }
 
-// Build prepares advs for matching; lk may be nil. Withdrawn records are
-// left out silently. A record that fails osv Validate, or one of whose
-// event versions does not parse under its ecosystem's rules, is left out
-// with a *RecordError naming the record and field. An affected entry of an
-// unknown ecosystem is ignored with a *RecordError (the record's other
-// entries still match). Of two records with one id, the later modified one
-// (the later one in advs on a tie) is kept. The rest of the index is never
-// affected by a bad record.
+// Build prepares advs for matching; lk may be nil.
+//
+// Withdrawn records are left out silently. A record that fails osv
+// Validate, or one of whose event versions does not parse under its
+// ecosystem's rules, is left out with a *RecordError naming the record and
+// field. An affected entry of an unknown ecosystem is ignored with a
+// *RecordError (the record's other entries still match). The rest of the
+// index is never affected by a bad record.
+//
+// Several records may share an id: the per-ecosystem exports each hold
+// their part of an advisory (Alpine's v3.9 and v3.10 exports both hold an
+// ALPINE-CVE-2019-14697, one per release). Build merges them into one
+// advisory: for each (ecosystem, package) an affected entry names, the
+// entries of the most recently modified record naming it are kept (the
+// later one in advs on a tie); the other fields come from the most recently
+// modified record, with the aliases and upstream ids of all of them. A bad
+// record among them is left out alone; the others still make the advisory.
 func Build(advs []*osv.Vulnerability, lk Lookup) (*Index, []error) {
 	ix := &Index{
 		advisories: make(map[string]*advisory, len(advs)),
@@ -189,9 +205,7 @@ func Build(advs []*osv.Vulnerability, lk Lookup) (*Index, []error) {
 		rules:      make(map[string]*ecosystem.Rules),
 	}
 	var errs []error
-	// Later records of the same id replace earlier ones: resolve that first
-	// so byKey never holds entries of a replaced record.
-	chosen := make(map[string]*osv.Vulnerability, len(advs))
+	byID := make(map[string][]*osv.Vulnerability, len(advs))
 	var order []string
 	for _, v := range advs {
 		if v == nil || v.IsWithdrawn() {
@@ -201,17 +215,13 @@ func Build(advs []*osv.Vulnerability, lk Lookup) (*Index, []error) {
 			errs = append(errs, &RecordError{ID: v.ID, Err: err, Dropped: true})
 			continue
 		}
-		if old, ok := chosen[v.ID]; ok {
-			if v.Modified.Before(old.Modified) {
-				continue
-			}
-		} else {
+		if _, ok := byID[v.ID]; !ok {
 			order = append(order, v.ID)
 		}
-		chosen[v.ID] = v
+		byID[v.ID] = append(byID[v.ID], v)
 	}
 	for _, id := range order {
-		a, entries, recErrs := ix.prepare(chosen[id], lk)
+		a, entries, recErrs := ix.prepare(byID[id], lk)
 		errs = append(errs, recErrs...)
 		if a == nil {
 			continue
@@ -237,9 +247,61 @@ func (ix *Index) rulesFor(base string) (*ecosystem.Rules, error) {
 	return r, nil
 }
 
-// prepare parses one valid record. It returns a nil advisory when the
-// record must be left out.
-func (ix *Index) prepare(v *osv.Vulnerability, lk Lookup) (*advisory, []*entry, []error) {
+// prepare parses the valid records of one id into one advisory (merged
+// as Build describes) and its entries. A copy whose versions do not parse
+// is left out with its error; the advisory is nil when every copy was.
+func (ix *Index) prepare(recs []*osv.Vulnerability, lk Lookup) (*advisory, []*entry, []error) {
+	recs = slices.Clone(recs)
+	slices.SortStableFunc(recs, func(a, b *osv.Vulnerability) int { return a.Modified.Compare(b.Modified) })
+	type item struct {
+		af *osv.Affected
+		e  *entry
+	}
+	type pkgKey struct{ eco, name string }
+	var (
+		errs    []error
+		kept    []*osv.Vulnerability // newest first
+		items   []item
+		claimed = make(map[pkgKey]bool)
+	)
+	for i := len(recs) - 1; i >= 0; i-- {
+		r := recs[i]
+		entries, recErrs, ok := ix.parseRecord(r)
+		errs = append(errs, recErrs...)
+		if !ok {
+			continue
+		}
+		kept = append(kept, r)
+		var mine []pkgKey
+		for j := range r.Affected {
+			k := pkgKey{r.Affected[j].Package.Ecosystem, r.Affected[j].Package.Name}
+			if claimed[k] || entries[j] == nil {
+				continue
+			}
+			items = append(items, item{&r.Affected[j], entries[j]})
+			mine = append(mine, k)
+		}
+		for _, k := range mine {
+			claimed[k] = true
+		}
+	}
+	if len(kept) == 0 {
+		return nil, nil, errs
+	}
+	v := kept[0]
+	if len(kept) > 1 {
+		merged := *kept[0]
+		merged.Affected = make([]osv.Affected, len(items))
+		merged.Aliases, merged.Upstream = nil, nil
+		for i, it := range items {
+			merged.Affected[i] = *it.af
+		}
+		for _, r := range kept {
+			merged.Aliases = appendNew(merged.Aliases, r.Aliases...)
+			merged.Upstream = appendNew(merged.Upstream, r.Upstream...)
+		}
+		v = &merged
+	}
 	a := &advisory{v: v, aliases: aliases(v), summary: summary(v)}
 	ids := append([]string{v.ID}, a.aliases...)
 	var override, feed func() (severity.Rating, bool)
@@ -247,18 +309,40 @@ func (ix *Index) prepare(v *osv.Vulnerability, lk Lookup) (*advisory, []*entry, 
 		override = memo(func() (severity.Rating, bool) { return lk.Override(ids) })
 		feed = memo(func() (severity.Rating, bool) { return lk.Feed(ids) })
 	}
-	var entries []*entry
-	var errs []error
+	entries := make([]*entry, len(items))
+	for i, it := range items {
+		e := it.e
+		e.adv = a
+		e.rating = severity.Resolve(v, it.af, override, feed)
+		entries[i] = e
+		if !slices.Contains(a.keys, e.key) {
+			a.keys = append(a.keys, e.key)
+		}
+	}
+	slices.SortFunc(a.keys, func(x, y PackageKey) int {
+		if c := strings.Compare(x.Ecosystem, y.Ecosystem); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Name, y.Name)
+	})
+	return a, entries, errs
+}
+
+// parseRecord parses the affected entries of one record: entries[i] is
+// affected[i], nil for an entry of an unknown ecosystem (reported in
+// errs). ok is false when a version does not parse: the record is then
+// left out, with errs saying why.
+func (ix *Index) parseRecord(v *osv.Vulnerability) (entries []*entry, errs []error, ok bool) {
+	entries = make([]*entry, len(v.Affected))
 	for i := range v.Affected {
 		af := &v.Affected[i]
 		eco := ecosystem.Split(af.Package.Ecosystem)
 		rules, err := ix.rulesFor(eco.Base)
 		if err != nil {
-			errs = append(errs, &RecordError{ID: v.ID, Field: fmt.Sprintf("affected[%d].package.ecosystem", i), Err: err})
+			errs = append(errs, &RecordError{ID: v.ID, Ecosystem: af.Package.Ecosystem, Field: fmt.Sprintf("affected[%d].package.ecosystem", i), Err: err})
 			continue
 		}
 		e := &entry{
-			adv:    a,
 			key:    PackageKey{Ecosystem: eco.Base, Name: rules.NormalizeName(af.Package.Name)},
 			scoped: eco.Scoped(),
 			base:   eco.Base,
@@ -266,32 +350,30 @@ func (ix *Index) prepare(v *osv.Vulnerability, lk Lookup) (*advisory, []*entry, 
 		if e.scoped {
 			e.releaseKey, e.matchable = ecosystem.ReleaseKey(eco)
 		}
-		if err := e.parseVersions(af, rules, i); err != nil {
-			return nil, nil, []error{err}
+		if err := e.parseVersions(v.ID, af, rules, i); err != nil {
+			return nil, append(errs, err), false
 		}
 		e.wontFix = len(e.fixed) == 0 && wontFix(eco.Base, af)
-		e.rating = severity.Resolve(v, af, override, feed)
-		entries = append(entries, e)
-		if !slices.Contains(a.keys, e.key) {
-			a.keys = append(a.keys, e.key)
+		entries[i] = e
+	}
+	return entries, errs, true
+}
+
+func appendNew(list []string, add ...string) []string {
+	for _, s := range add {
+		if !slices.Contains(list, s) {
+			list = append(list, s)
 		}
 	}
-	sort.Slice(a.keys, func(i, j int) bool {
-		if a.keys[i].Ecosystem != a.keys[j].Ecosystem {
-			return a.keys[i].Ecosystem < a.keys[j].Ecosystem
-		}
-		return a.keys[i].Name < a.keys[j].Name
-	})
-	return a, entries, errs
+	return list
 }
 
 // parseVersions fills the ranges, versions and fixed list of e from the
-// i-th affected entry af. A version that does not parse is a *RecordError
-// that drops the record.
-func (e *entry) parseVersions(af *osv.Affected, rules *ecosystem.Rules, i int) error {
-	id := e.adv.v.ID
+// i-th affected entry af of record id. A version that does not parse is a
+// *RecordError that drops the record.
+func (e *entry) parseVersions(id string, af *osv.Affected, rules *ecosystem.Rules, i int) error {
 	bad := func(field string, err error) error {
-		return &RecordError{ID: id, Field: fmt.Sprintf("affected[%d].%s", i, field), Err: err, Dropped: true}
+		return &RecordError{ID: id, Ecosystem: af.Package.Ecosystem, Field: fmt.Sprintf("affected[%d].%s", i, field), Err: err, Dropped: true}
 	}
 	if len(af.Versions) > 0 {
 		e.versions = make(map[string]struct{}, len(af.Versions))
@@ -449,7 +531,8 @@ func summary(v *osv.Vulnerability) string {
 // Len is the number of advisories in the index.
 func (ix *Index) Len() int { return len(ix.advisories) }
 
-// Advisory returns the record with the given id, if the index holds it.
+// Advisory returns the record with the given id, if the index holds it
+// (merged from several records of that id, see Build).
 func (ix *Index) Advisory(id string) (*osv.Vulnerability, bool) {
 	a, ok := ix.advisories[id]
 	if !ok {
