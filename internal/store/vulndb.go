@@ -126,6 +126,15 @@ type VulnChange struct {
 	ID       string
 }
 
+// VulnCounts counts distinct record ids over all sources.
+type VulnCounts struct {
+	// Ecosystems maps each ecosystem name found in the OSV records'
+	// Ecosystems to how many distinct advisory ids name it.
+	Ecosystems map[string]int
+	// Advisories counts distinct OSV ids, CVEs distinct rated CVE ids.
+	Advisories, CVEs int
+}
+
 // VulnOverrideRule is an operator's severity for an advisory or CVE id,
 // which beats every other rating of the advisories it names.
 type VulnOverrideRule struct {
@@ -175,9 +184,8 @@ type VulnStore interface {
 	// VulnChangesSince lists the changes of revisions after rev, in
 	// revision order.
 	VulnChangesSince(ctx context.Context, rev int64) ([]VulnChange, error)
-	// VulnCounts returns, per ecosystem name found in the OSV records'
-	// Ecosystems, how many distinct advisory ids name it.
-	VulnCounts(ctx context.Context) (map[string]int, error)
+	// VulnCounts counts the distinct ids of the stored records.
+	VulnCounts(ctx context.Context) (VulnCounts, error)
 	// PutVulnOverride creates or replaces the override of o.ID, sets its
 	// CreatedAt and Revision, bumps the revision and logs the change.
 	// EINVALID if ID, Level or CreatedBy is empty.

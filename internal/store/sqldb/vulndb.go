@@ -428,37 +428,43 @@ func (db *DB) VulnChangesSince(ctx context.Context, rev int64) ([]store.VulnChan
 	return out, db.wrap(rows.Err())
 }
 
-// VulnCounts counts distinct OSV advisory ids per ecosystem name.
-func (db *DB) VulnCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT id, ecosystems FROM vulndb_records WHERE kind = 'osv' ORDER BY id`)
+// VulnCounts counts distinct ids per ecosystem and kind.
+func (db *DB) VulnCounts(ctx context.Context) (store.VulnCounts, error) {
+	out := store.VulnCounts{Ecosystems: map[string]int{}}
+	rows, err := db.read.QueryContext(ctx, `SELECT kind, id, ecosystems FROM vulndb_records ORDER BY kind, id`)
 	if err != nil {
-		return nil, db.wrap(err)
+		return out, db.wrap(err)
 	}
 	defer rows.Close()
-	counts := map[string]int{}
 	// Rows come by id, so an id's copies in several sources are adjacent.
-	var last string
+	var last store.VulnKey
 	seen := map[string]bool{}
 	for rows.Next() {
-		var id, ecos string
-		if err := rows.Scan(&id, &ecos); err != nil {
-			return nil, db.wrap(err)
+		var k store.VulnKey
+		var ecos string
+		if err := rows.Scan(&k.Kind, &k.ID, &ecos); err != nil {
+			return out, db.wrap(err)
 		}
-		if id != last {
+		if k != last {
 			clear(seen)
-			last = id
+			last = k
+			if k.Kind == store.VulnCVE {
+				out.CVEs++
+			} else {
+				out.Advisories++
+			}
 		}
-		if ecos == "" {
+		if ecos == "" || k.Kind != store.VulnOSV {
 			continue
 		}
 		for _, e := range strings.Split(ecos, "\n") {
 			if !seen[e] {
 				seen[e] = true
-				counts[e]++
+				out.Ecosystems[e]++
 			}
 		}
 	}
-	return counts, db.wrap(rows.Err())
+	return out, db.wrap(rows.Err())
 }
 
 // PutVulnOverride creates or replaces an override.

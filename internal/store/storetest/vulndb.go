@@ -87,8 +87,8 @@ var vulnTests = []test{
 		wantStrings(t, "records", e.recordSet(), nil)
 		counts, err := e.s.VulnCounts(e.ctx)
 		ok(t, err)
-		if len(counts) != 0 {
-			t.Fatalf("VulnCounts = %v", counts)
+		if len(counts.Ecosystems) != 0 || counts.Advisories != 0 || counts.CVEs != 0 {
+			t.Fatalf("VulnCounts = %+v", counts)
 		}
 	}},
 	{"import, then incremental changes", func(t *testing.T, e *env) {
@@ -133,13 +133,16 @@ var vulnTests = []test{
 	}},
 	{"records are owned by their source", func(t *testing.T, e *env) {
 		e.importVulns(fullImport("v3.9", rec("ALPINE-1", "in 3.9", "Alpine", "Alpine:v3.9"), rec("ALPINE-2", "only 3.9", "Alpine", "Alpine:v3.9")))
-		e.importVulns(fullImport("v3.10", rec("ALPINE-1", "in 3.10", "Alpine", "Alpine:v3.10")))
+		v310 := fullImport("v3.10", rec("ALPINE-1", "in 3.10", "Alpine", "Alpine:v3.10"),
+			store.VulnRecord{Kind: store.VulnCVE, ID: "CVE-1", Hash: "h", Data: []byte("{}")})
+		e.importVulns(v310)
 		wantStrings(t, "records", e.recordSet(), []string{
-			"osv ALPINE-1 v3.10 in 3.10", "osv ALPINE-1 v3.9 in 3.9", "osv ALPINE-2 v3.9 only 3.9"})
+			"cve CVE-1 v3.10 {}", "osv ALPINE-1 v3.10 in 3.10", "osv ALPINE-1 v3.9 in 3.9", "osv ALPINE-2 v3.9 only 3.9"})
 		counts, err := e.s.VulnCounts(e.ctx)
 		ok(t, err)
-		if want := map[string]int{"Alpine": 2, "Alpine:v3.9": 2, "Alpine:v3.10": 1}; !maps.Equal(counts, want) {
-			t.Fatalf("VulnCounts = %v, want %v (an id in two sources counts once)", counts, want)
+		if want := map[string]int{"Alpine": 2, "Alpine:v3.9": 2, "Alpine:v3.10": 1}; !maps.Equal(counts.Ecosystems, want) ||
+			counts.Advisories != 2 || counts.CVEs != 1 {
+			t.Fatalf("VulnCounts = %+v, want %v, 2 advisories, 1 CVE (an id in two sources counts once)", counts, want)
 		}
 		rs, err := e.s.VulnRecords(e.ctx, store.VulnOSV, "ALPINE-1")
 		ok(t, err)
@@ -154,6 +157,9 @@ var vulnTests = []test{
 		}
 		// Emptying one source leaves the other's copy.
 		e.importVulns(fullImport("v3.10"))
+		if counts, _ := e.s.VulnCounts(e.ctx); counts.Ecosystems["Alpine:v3.10"] != 0 || counts.CVEs != 0 || counts.Advisories != 2 {
+			t.Fatalf("VulnCounts after emptying v3.10 = %+v", counts)
+		}
 		wantStrings(t, "records", e.recordSet(), []string{"osv ALPINE-1 v3.9 in 3.9", "osv ALPINE-2 v3.9 only 3.9"})
 		h, err := e.s.VulnHashes(e.ctx, "v3.9")
 		ok(t, err)

@@ -1,0 +1,355 @@
+package vulndb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/store"
+)
+
+// Result is what an import did with one source.
+type Result struct {
+	Source   string `json:"source"`
+	Location string `json:"location"`
+	// Unchanged is true when the URL answered 304 Not Modified.
+	Unchanged bool `json:"unchanged,omitempty"`
+	// Read counts the records read (and CVE ratings); Added, Updated and
+	// Removed what the import changed.
+	Read    int `json:"read"`
+	Added   int `json:"added"`
+	Updated int `json:"updated"`
+	Removed int `json:"removed"`
+	// Revision is the database revision after the import.
+	Revision int64 `json:"revision"`
+	// Skipped are the bad records left out (their stored versions stay).
+	Skipped []*RecordError `json:"-"`
+	// Err is the source's failure: nothing of it was imported. nil on
+	// success.
+	Err      error         `json:"-"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Changed reports whether the import changed any record.
+func (r Result) Changed() bool { return r.Added+r.Updated+r.Removed > 0 }
+
+// Progress describes an import under way.
+type Progress struct {
+	Source   string    `json:"source"`
+	Location string    `json:"location"`
+	Started  time.Time `json:"started"`
+	// Phase is "downloading", "reading" or "writing".
+	Phase string `json:"phase"`
+	// Bytes counts the bytes downloaded so far (URL sources).
+	Bytes int64 `json:"bytes,omitempty"`
+	// Read counts the records read so far, Changed those new or changed,
+	// Errors the bad ones.
+	Read    int `json:"read"`
+	Changed int `json:"changed"`
+	Errors  int `json:"errors"`
+}
+
+// Running returns the imports this process is running now.
+func (s *Service) Running() []Progress {
+	s.progMu.Lock()
+	defer s.progMu.Unlock()
+	out := make([]Progress, len(s.running))
+	for i, p := range s.running {
+		out[i] = *p
+	}
+	return out
+}
+
+// update changes p under the progress lock.
+func (s *Service) update(p *Progress, fn func(p *Progress)) {
+	s.progMu.Lock()
+	fn(p)
+	s.progMu.Unlock()
+}
+
+// Update imports every configured source (see Import). EINVALID if none is
+// configured.
+func (s *Service) Update(ctx context.Context) ([]Result, error) {
+	if len(s.sources) == 0 {
+		return nil, apperr.Errorf(apperr.EINVALID, "no vulnerability sources are configured (vulndb.sources)")
+	}
+	return s.Import(ctx, s.sources...)
+}
+
+// Busy reports whether this process is importing now.
+func (s *Service) Busy() bool {
+	if s.importMu.TryLock() {
+		s.importMu.Unlock()
+		return false
+	}
+	return true
+}
+
+// Import imports each source in turn, each in its own transaction, and
+// returns one Result per source. A source without a name takes the name of
+// the configured source at its location, or its location. The error joins
+// the sources' failures (each Result says its own); bad records are not
+// failures. Imports in one process run one at a time.
+func (s *Service) Import(ctx context.Context, srcs ...Source) ([]Result, error) {
+	norm := make([]Source, len(srcs))
+	for i, src := range srcs {
+		n, err := normalize(src)
+		if err != nil {
+			return nil, err
+		}
+		if src.Name == "" {
+			for _, c := range s.sources {
+				if c.Location == n.Location {
+					n.Name = c.Name
+				}
+			}
+		}
+		norm[i] = n
+	}
+	s.importMu.Lock()
+	defer s.importMu.Unlock()
+	results := make([]Result, 0, len(norm))
+	var errs []error
+	for _, src := range norm {
+		if err := ctx.Err(); err != nil {
+			return results, err
+		}
+		r := s.importSource(ctx, src)
+		if r.Err != nil {
+			errs = append(errs, r.Err)
+			s.log.Warn("vulndb: import failed; the source's previous data stays", "source", r.Source, "err", r.Err)
+		} else {
+			s.log.Info("vulndb: imported", "source", r.Source, "read", r.Read, "added", r.Added,
+				"updated", r.Updated, "removed", r.Removed, "skipped", len(r.Skipped), "unchanged", r.Unchanged,
+				"revision", r.Revision, "duration", r.Duration)
+		}
+		results = append(results, r)
+	}
+	return results, errors.Join(errs...)
+}
+
+// importSource runs one source's import and records a failed attempt.
+func (s *Service) importSource(ctx context.Context, src Source) Result {
+	start := s.opts.Clock()
+	p := &Progress{Source: src.Name, Location: src.Location, Started: start, Phase: "reading"}
+	s.progMu.Lock()
+	s.running = append(s.running, p)
+	s.progMu.Unlock()
+	defer func() {
+		s.progMu.Lock()
+		s.running = slices.DeleteFunc(s.running, func(q *Progress) bool { return q == p })
+		s.progMu.Unlock()
+	}()
+
+	r := Result{Source: src.Name, Location: src.Location}
+	err := s.read(ctx, src, p, &r)
+	r.Duration = s.opts.Clock().Sub(start)
+	if err == nil {
+		return r
+	}
+	var se *sourceError
+	if errors.As(err, &se) {
+		err = apperr.Errorf(apperr.EINVALID, "vulnerability source %s: %s", src.Name, se.Error())
+	} else if apperr.Code(err) == apperr.EINTERNAL && errors.Is(err, context.Canceled) {
+		err = apperr.Wrap(err, apperr.EUNAVAILABLE, "vulnerability source "+src.Name+": import cancelled")
+	}
+	r.Err = err
+	// The attempt is recorded even when ctx ended the import.
+	if aerr := s.st.RecordVulnAttempt(context.WithoutCancel(ctx), store.VulnAttempt{
+		Source: src.Name, Location: src.Location, Err: apperr.Message(err)}); aerr != nil {
+		s.log.Error("vulndb: recording a failed import", "source", src.Name, "err", aerr)
+	}
+	return r
+}
+
+// read reads src and imports what it holds.
+func (s *Service) read(ctx context.Context, src Source, p *Progress, r *Result) error {
+	stored, err := s.st.VulnHashes(ctx, src.Name)
+	if err != nil {
+		return err
+	}
+	c := newCollector(src.Name, stored, func(read, changed, errs int) {
+		s.update(p, func(p *Progress) { p.Read, p.Changed, p.Errors = read, changed, errs })
+	})
+	w := &walker{
+		lim: limits{record: s.opts.MaxRecordSize, feed: s.opts.MaxFeedSize, total: s.opts.MaxSourceSize},
+		file: func(name string, data []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return c.file(name, data)
+		},
+		recErr: func(name string, err error) { c.recordErr(name, "", err) },
+	}
+	imp := &store.VulnImport{Source: src.Name, Location: src.Location}
+	if isURL(src.Location) {
+		unchanged, err := s.fetch(ctx, src, p, w, imp)
+		if err != nil {
+			return err
+		}
+		if unchanged {
+			r.Unchanged = true
+			st, err := s.st.VulnState(ctx)
+			if err != nil {
+				return err
+			}
+			r.Revision = st.Revision
+			return s.st.RecordVulnAttempt(ctx, store.VulnAttempt{Source: src.Name, Location: src.Location})
+		}
+	} else if err := readPath(w, src.Location); err != nil {
+		return err
+	}
+	records := c.finish()
+	r.Read, r.Skipped = c.read, c.errs
+	good := 0
+	for _, h := range c.seen {
+		if h != "" {
+			good++
+		}
+	}
+	if good == 0 && len(c.errs) > 0 {
+		return sourceErrorf("%s: no readable record (%d bad ones; the first: %v)", src.Location, len(c.errs), c.errs[0].Err)
+	}
+	imp.Seen, imp.Records = c.seen, records
+	s.update(p, func(p *Progress) { p.Phase = "writing" })
+	res, err := s.st.ImportVulns(ctx, imp)
+	if err != nil {
+		return err
+	}
+	r.Added, r.Updated, r.Removed, r.Revision = res.Added, res.Updated, res.Removed, res.Revision
+	return nil
+}
+
+// readPath reads a local source: a directory, a zip archive or a file.
+func readPath(w *walker, loc string) error {
+	st, err := os.Stat(loc)
+	if err != nil {
+		return sourceErrorf("%w", err)
+	}
+	switch {
+	case st.IsDir():
+		return w.readDir(loc)
+	case isZip(loc):
+		return w.readZipFile(loc, "", loc)
+	}
+	f, err := os.Open(loc)
+	if err != nil {
+		return sourceErrorf("%w", err)
+	}
+	defer f.Close()
+	return w.readFile(filepath.Base(loc), f)
+}
+
+// zipMagic starts every zip archive (a local file header).
+var zipMagic = []byte("PK\x03\x04")
+
+// fetch downloads a URL source with a conditional request into a temporary
+// file and reads it (a zip archive or one record or feed file). It reports
+// unchanged for 304 Not Modified; imp gets the response's validators.
+func (s *Service) fetch(ctx context.Context, src Source, p *Progress, w *walker, imp *store.VulnImport) (unchanged bool, err error) {
+	s.update(p, func(p *Progress) { p.Phase = "downloading" })
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.Location, nil)
+	if err != nil {
+		return false, sourceErrorf("%s: %w", src.Location, err)
+	}
+	prev, err := s.sourceState(ctx, src.Name)
+	if err != nil {
+		return false, err
+	}
+	// Validators are only good for the location they came from.
+	if prev != nil && prev.Location == src.Location {
+		if prev.ETag != "" {
+			req.Header.Set("If-None-Match", prev.ETag)
+		}
+		if prev.LastModified != "" {
+			req.Header.Set("If-Modified-Since", prev.LastModified)
+		}
+	}
+	resp, err := s.opts.HTTPClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return false, sourceErrorf("GET %s: %w", src.Location, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		return true, nil
+	case resp.StatusCode != http.StatusOK:
+		return false, sourceErrorf("GET %s: %s", src.Location, resp.Status)
+	}
+	imp.ETag, imp.LastModified = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+
+	tmp, err := os.CreateTemp(s.opts.TempDir, "customs-vulndb-*")
+	if err != nil {
+		return false, fmt.Errorf("vulndb: creating a temporary file for %s: %w", src.Location, err)
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	n, err := io.Copy(tmp, &countingReader{r: io.LimitReader(resp.Body, s.opts.MaxSourceSize+1), add: func(n int) {
+		s.update(p, func(p *Progress) { p.Bytes += int64(n) })
+	}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return false, sourceErrorf("GET %s: reading the body: %w", src.Location, err)
+	}
+	if n > s.opts.MaxSourceSize {
+		return false, sourceErrorf("GET %s: the body is larger than %d bytes (vulndb.maxSourceSize)", src.Location, s.opts.MaxSourceSize)
+	}
+	s.update(p, func(p *Progress) { p.Phase = "reading" })
+	head := make([]byte, len(zipMagic))
+	if _, err := tmp.ReadAt(head, 0); err == nil && bytes.Equal(head, zipMagic) {
+		return false, w.readZip(src.Location, "", tmp, n)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return false, err
+	}
+	// One record or feed: its name (for the YAML check) is the URL's.
+	name := path.Base(req.URL.Path)
+	if name == "." || name == "/" {
+		name = src.Location
+	}
+	return false, w.readFile(name, tmp)
+}
+
+// sourceState returns the stored state of the named source, nil if new.
+func (s *Service) sourceState(ctx context.Context, name string) (*store.VulnSource, error) {
+	srcs, err := s.st.VulnSources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range srcs {
+		if srcs[i].Name == name {
+			return &srcs[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// countingReader reports how many bytes pass through it.
+type countingReader struct {
+	r   io.Reader
+	add func(n int)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.add(n)
+	}
+	return n, err
+}

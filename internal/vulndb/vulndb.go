@@ -1,0 +1,181 @@
+// Package vulndb is customs' vulnerability database: it imports OSV
+// advisories and CVE severity feeds into the metadata store, keeps them per
+// source with a database revision, and answers matching questions both ways
+// — which advisories affect an inventory (Match), and which stored
+// inventories a set of changed advisories affects (Affected, AffectedSince).
+//
+// # Sources
+//
+// A source is an OSV all.zip export, a directory of OSV JSON/YAML records
+// (searched recursively, zip exports inside it included), a single record
+// file, or an http(s) URL of an all.zip or of a single record, fetched with
+// conditional requests (ETag / Last-Modified kept per source; 304 means
+// unchanged and nothing is read). Files that are not OSV records may be CVE
+// severity feeds: NVD CVE API 2.0 documents and CVE JSON 5 records, whose
+// ratings are kept per CVE and reach advisories through their aliases.
+//
+// # Imports
+//
+// Every source owns its records and is a full export: an import writes the
+// records whose content hash changed and removes those that disappeared,
+// all in one transaction that also bumps the database revision (when
+// anything changed) and logs the changed ids under it. A failure of the
+// source itself (unreadable, corrupted zip, HTTP error, over the size
+// limits) changes nothing. A bad record (not JSON, not OSV, a version that
+// does not parse for its ecosystem, an unknown ecosystem) is skipped and
+// reported as a *RecordError naming the file, the id and the field; the
+// stored version of a record that is bad this time stays.
+//
+// # Matching
+//
+// Index builds a match.Index from the database once per revision and
+// caches it; any replica rebuilds from the database, checking the revision
+// at most once per Options.RevisionCheck. Operator overrides and CVE feed
+// ratings reach the index through match.Lookup.
+package vulndb
+
+import (
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/store"
+)
+
+// Store is what the service keeps its data in.
+type Store interface {
+	store.VulnStore
+	store.InventoryStore
+}
+
+// Source names a place to import from.
+type Source struct {
+	// Name identifies the source's records; "" means Location.
+	Name string `json:"name"`
+	// Location is a file or directory path, or an http(s) URL.
+	Location string `json:"location"`
+}
+
+// isURL reports whether loc is fetched over HTTP.
+func isURL(loc string) bool {
+	l := strings.ToLower(loc)
+	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxRecordSize = 4 << 20
+	DefaultMaxFeedSize   = 512 << 20
+	DefaultMaxSourceSize = 4 << 30
+	DefaultRevisionCheck = time.Second
+)
+
+// Options configures a Service. Store is required.
+type Options struct {
+	Store  Store
+	Logger *slog.Logger
+	// Sources are the configured sources Update imports.
+	Sources []Source
+	// HTTPClient fetches URL sources; a client with a 30-minute timeout
+	// when nil.
+	HTTPClient *http.Client
+	// MaxRecordSize caps one OSV record file (default 4 MiB); MaxFeedSize
+	// one CVE feed file (default 512 MiB); MaxSourceSize everything one
+	// source expands to, and a URL's download (default 4 GiB).
+	MaxRecordSize, MaxFeedSize, MaxSourceSize int64
+	// TempDir holds downloads while they are imported (default: the
+	// system's).
+	TempDir string
+	// RevisionCheck is how often Index asks the database for its revision
+	// (default 1s); 0 uses the default, a negative value checks every time.
+	RevisionCheck time.Duration
+	// Clock is the time source (default time.Now).
+	Clock func() time.Time
+}
+
+// Service is the vulnerability database. It is safe for concurrent use.
+type Service struct {
+	opts    Options
+	st      Store
+	log     *slog.Logger
+	sources []Source
+
+	importMu sync.Mutex // one import at a time per process
+	progMu   sync.Mutex
+	running  []*Progress
+
+	idxMu sync.Mutex
+	snap  *snapshot
+}
+
+// Open returns a Service over opts.Store. Configured sources must have
+// distinct names and locations.
+func Open(opts Options) (*Service, error) {
+	if opts.Store == nil {
+		return nil, apperr.Errorf(apperr.EINVALID, "vulndb: no store")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Minute}
+	}
+	if opts.MaxRecordSize <= 0 {
+		opts.MaxRecordSize = DefaultMaxRecordSize
+	}
+	if opts.MaxFeedSize <= 0 {
+		opts.MaxFeedSize = DefaultMaxFeedSize
+	}
+	if opts.MaxSourceSize <= 0 {
+		opts.MaxSourceSize = DefaultMaxSourceSize
+	}
+	if opts.RevisionCheck == 0 {
+		opts.RevisionCheck = DefaultRevisionCheck
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	s := &Service{opts: opts, st: opts.Store, log: opts.Logger}
+	names := map[string]bool{}
+	locs := map[string]bool{}
+	for _, src := range opts.Sources {
+		src, err := normalize(src)
+		if err != nil {
+			return nil, err
+		}
+		if names[src.Name] {
+			return nil, apperr.Errorf(apperr.EINVALID, "vulndb: two sources are named %q", src.Name)
+		}
+		if locs[src.Location] {
+			return nil, apperr.Errorf(apperr.EINVALID, "vulndb: two sources read %s", src.Location)
+		}
+		names[src.Name], locs[src.Location] = true, true
+		s.sources = append(s.sources, src)
+	}
+	return s, nil
+}
+
+// normalize makes a path location absolute and fills in a missing name.
+func normalize(src Source) (Source, error) {
+	if src.Location == "" {
+		return src, apperr.Errorf(apperr.EINVALID, "vulndb source %q has no location (path or URL)", src.Name)
+	}
+	if !isURL(src.Location) {
+		abs, err := filepath.Abs(src.Location)
+		if err != nil {
+			return src, apperr.Errorf(apperr.EINVALID, "vulndb source %q: %v", src.Location, err)
+		}
+		src.Location = abs
+	}
+	if src.Name == "" {
+		src.Name = src.Location
+	}
+	return src, nil
+}
+
+// Sources returns the configured sources.
+func (s *Service) Sources() []Source { return append([]Source(nil), s.sources...) }
