@@ -1,7 +1,7 @@
-// Command cryptojwt signs a JWT with an ed25519-derived HMAC key and reads
-// an SSH public key and a YAML file, with golang.org/x/crypto of 2020,
-// github.com/dgrijalva/jwt-go v3.2.0+incompatible and gopkg.in/yaml.v2
-// v2.2.2.
+// Command cryptojwt signs the claims of a YAML file into a JWT (HS256),
+// keyed by an SSH public key read from an authorized_keys line, with
+// golang.org/x/crypto of June 2020, github.com/dgrijalva/jwt-go
+// v3.2.0+incompatible and gopkg.in/yaml.v2 v2.2.2. It is built with Go 1.20.
 package main
 
 import (
