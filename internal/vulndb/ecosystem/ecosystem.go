@@ -182,7 +182,7 @@ func (r *Rules) Parse(s string) (Version, error) {
 	if err != nil {
 		return Version{}, fmt.Errorf("%s: %q is not a valid %s version: %w", r.name, s, r.name, err)
 	}
-	return Version{raw: s, v: v}, nil
+	return Version{raw: s, norm: trimmed, v: v}, nil
 }
 
 // ParseInstalled parses the version of an installed package named name. It
@@ -218,8 +218,11 @@ func (r *Rules) NormalizeInstalled(name, version string) (string, error) {
 // Version is one parsed version of an ecosystem. Versions of different
 // ecosystems must not be compared.
 type Version struct {
-	raw string
-	v   semantic.Version
+	raw string // as given
+	// norm is the string that was parsed (trimmed; for installed
+	// versions, rewritten as NormalizeInstalled does).
+	norm string
+	v    semantic.Version
 }
 
 // String returns the version as it was given.
@@ -234,12 +237,17 @@ func (v Version) IsZero() bool { return v.v == nil }
 // always a total, antisymmetric order. Comparing with a zero Version or one
 // of another ecosystem also falls back to byte order.
 func (v Version) Compare(w Version) int {
+	if v.norm == w.norm {
+		// Equal strings are equal versions under every ordering (and the
+		// comparators are slowest on equal versions).
+		return 0
+	}
 	if v.v != nil && w.v != nil {
 		if c, err := v.v.Compare(w.v); err == nil {
 			return sign(c)
 		}
 	}
-	return strings.Compare(v.raw, w.raw)
+	return strings.Compare(v.norm, w.norm)
 }
 
 func sign(c int) int {

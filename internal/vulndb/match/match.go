@@ -96,8 +96,53 @@ type Finding struct {
 // after Build and safe for concurrent use.
 type Index struct {
 	advisories map[string]*advisory
-	byKey      map[PackageKey][]*entry
+	byKey      map[PackageKey]*keyIndex
 	rules      map[string]*ecosystem.Rules
+}
+
+// keyIndex holds the entries about one package, grouped per advisory.
+type keyIndex struct {
+	// all are entries that apply to every release (not release-scoped).
+	all []*group
+	// byRelease are release-scoped entries, by ecosystem.ReleaseKey.
+	// Entries scoped to a release no image has are not indexed.
+	byRelease map[string][]*group
+}
+
+// group is the entries of one advisory about one package (and release).
+type group struct {
+	adv     *advisory
+	entries []*entry
+}
+
+// add indexes e for matching.
+func (ix *Index) add(e *entry) {
+	if e.scoped && !e.matchable {
+		return
+	}
+	ki := ix.byKey[e.key]
+	if ki == nil {
+		ki = &keyIndex{}
+		ix.byKey[e.key] = ki
+	}
+	if !e.scoped {
+		ki.all = appendEntry(ki.all, e)
+		return
+	}
+	if ki.byRelease == nil {
+		ki.byRelease = make(map[string][]*group)
+	}
+	ki.byRelease[e.releaseKey] = appendEntry(ki.byRelease[e.releaseKey], e)
+}
+
+// appendEntry adds e to the group of its advisory, which is the last one
+// when it exists: an advisory's entries are added one after another.
+func appendEntry(list []*group, e *entry) []*group {
+	if n := len(list); n > 0 && list[n-1].adv == e.adv {
+		list[n-1].entries = append(list[n-1].entries, e)
+		return list
+	}
+	return append(list, &group{adv: e.adv, entries: []*entry{e}})
 }
 
 type advisory struct {
@@ -111,10 +156,10 @@ type advisory struct {
 type entry struct {
 	adv *advisory
 	key PackageKey
-	// scoped entries match only images whose distribution release has
-	// base/releaseKey; matchable is false for a release no image has.
+	// scoped entries match only images whose distribution (of base
+	// ecosystem key.Ecosystem) has release releaseKey; matchable is false
+	// for a release no image has.
 	scoped     bool
-	base       string
 	releaseKey string
 	matchable  bool
 	ranges     []vrange
@@ -201,7 +246,7 @@ func (e *RecordError) Unwrap() error { return e.Err }
 func Build(advs []*osv.Vulnerability, lk Lookup) (*Index, []error) {
 	ix := &Index{
 		advisories: make(map[string]*advisory, len(advs)),
-		byKey:      make(map[PackageKey][]*entry),
+		byKey:      make(map[PackageKey]*keyIndex),
 		rules:      make(map[string]*ecosystem.Rules),
 	}
 	var errs []error
@@ -228,7 +273,7 @@ func Build(advs []*osv.Vulnerability, lk Lookup) (*Index, []error) {
 		}
 		ix.advisories[id] = a
 		for _, e := range entries {
-			ix.byKey[e.key] = append(ix.byKey[e.key], e)
+			ix.add(e)
 		}
 	}
 	return ix, errs
@@ -345,7 +390,6 @@ func (ix *Index) parseRecord(v *osv.Vulnerability) (entries []*entry, errs []err
 		e := &entry{
 			key:    PackageKey{Ecosystem: eco.Base, Name: rules.NormalizeName(af.Package.Name)},
 			scoped: eco.Scoped(),
-			base:   eco.Base,
 		}
 		if e.scoped {
 			e.releaseKey, e.matchable = ecosystem.ReleaseKey(eco)
@@ -594,67 +638,82 @@ func resolveDistro(d *inventory.Distro) distroRelease {
 	return distroRelease{base: base, key: key, ok: ok}
 }
 
-// applies reports whether e is about packages on an image of release dr.
-func (e *entry) applies(dr distroRelease) bool {
-	if !e.scoped {
-		return true
-	}
-	return e.matchable && dr.ok && dr.base == e.base && dr.key == e.releaseKey
-}
-
 // Match returns the findings for every package of inv, sorted by severity
 // (level, then score, highest first), then advisory id, then package
 // ecosystem, name and version. An advisory that matches the same package
 // (ecosystem, name, version) found more than once gives one finding whose
-// Package lists the locations of all of them.
+// Package lists the locations of all of them. Findings share their
+// Aliases and References slices with the index: callers must not modify
+// them.
 func (ix *Index) Match(inv *inventory.Inventory) []Finding {
 	if inv == nil {
 		return nil
 	}
 	dr := resolveDistro(inv.Distro)
-	var out []Finding
-	type dupKey struct{ adv, eco, name, version string }
-	seen := make(map[dupKey]int)
+	out := make([]Finding, 0, len(inv.Packages))
 	for _, p := range inv.Packages {
-		for _, f := range ix.matchPackage(dr, p) {
-			k := dupKey{f.AdvisoryID, p.Ecosystem, p.Name, p.Version}
-			if i, ok := seen[k]; ok {
-				prev := &out[i].Package
-				locs := slices.Clone(prev.Locations)
-				for _, l := range p.Locations {
-					if !slices.Contains(locs, l) {
-						locs = append(locs, l)
-					}
-				}
-				prev.Locations = locs
-				continue
-			}
-			seen[k] = len(out)
-			out = append(out, f)
-		}
+		out = ix.matchPackage(out, dr, p)
 	}
 	sortFindings(out)
-	return out
+	// Duplicates are now adjacent: same advisory and package means same
+	// rating.
+	w := 0
+	for i := range out {
+		if w > 0 && sameFinding(&out[w-1], &out[i]) {
+			prev := &out[w-1].Package
+			locs := slices.Clone(prev.Locations)
+			for _, l := range out[i].Package.Locations {
+				if !slices.Contains(locs, l) {
+					locs = append(locs, l)
+				}
+			}
+			prev.Locations = locs
+			continue
+		}
+		out[w] = out[i]
+		w++
+	}
+	clear(out[w:])
+	return out[:w]
+}
+
+func sameFinding(a, b *Finding) bool {
+	return a.AdvisoryID == b.AdvisoryID && a.Package.Ecosystem == b.Package.Ecosystem &&
+		a.Package.Name == b.Package.Name && a.Package.Version == b.Package.Version
 }
 
 // MatchPackage returns the findings for one package installed on an image
 // of distribution d (nil when unknown: then release-scoped advisories do
 // not match), sorted as Match sorts them.
 func (ix *Index) MatchPackage(d *inventory.Distro, p inventory.Package) []Finding {
-	out := ix.matchPackage(resolveDistro(d), p)
+	out := ix.matchPackage(nil, resolveDistro(d), p)
 	sortFindings(out)
 	return out
 }
 
-func (ix *Index) matchPackage(dr distroRelease, p inventory.Package) []Finding {
+// matchPackage appends the findings for p to dst.
+func (ix *Index) matchPackage(dst []Finding, dr distroRelease, p inventory.Package) []Finding {
 	rules, ok := ix.rules[p.Ecosystem]
 	if !ok {
-		return nil // no advisory of this ecosystem in the index
+		return dst // no advisory of this ecosystem in the index
 	}
 	key, version := keyOf(rules, p)
-	cands := ix.byKey[key]
-	if len(cands) == 0 || version == "" {
-		return nil
+	ki := ix.byKey[key]
+	if ki == nil || version == "" {
+		return dst
+	}
+	all := ki.all
+	var scoped []*group
+	if dr.ok && dr.base == key.Ecosystem {
+		scoped = ki.byRelease[dr.key]
+	}
+	if len(all) == 0 && len(scoped) == 0 {
+		return dst
+	}
+	if len(all) > 0 && len(scoped) > 0 {
+		// Rare: an advisory with both kinds of entries for one package
+		// must still give one finding; join its groups.
+		all, scoped = joinGroups(scoped, all), nil
 	}
 	listed, err := rules.NormalizeInstalled(key.Name, version)
 	if err != nil {
@@ -662,64 +721,104 @@ func (ix *Index) matchPackage(dr distroRelease, p inventory.Package) []Finding {
 	}
 	installed, perr := rules.ParseInstalled(key.Name, version)
 	parsed := perr == nil
+	for _, list := range [2][]*group{all, scoped} {
+		for _, g := range list {
+			dst = g.match(dst, p, listed, installed, parsed)
+		}
+	}
+	return dst
+}
 
-	var out []Finding
-	for i, e := range cands {
-		if !e.applies(dr) || !e.affects(listed, installed, parsed) {
+// match appends the finding of g's advisory for package p, if any of its
+// entries affects the installed version.
+func (g *group) match(dst []Finding, p inventory.Package, listed string, installed ecosystem.Version, parsed bool) []Finding {
+	var hit, wont bool
+	var rating severity.Rating
+	for _, e := range g.entries {
+		if !e.affects(listed, installed, parsed) {
 			continue
 		}
-		// One finding per advisory: skip if an earlier candidate of the
-		// same advisory already matched.
-		if slices.ContainsFunc(out, func(f Finding) bool { return f.AdvisoryID == e.adv.v.ID }) {
-			continue
+		if !hit || higher(e.rating, rating) {
+			rating = e.rating
 		}
-		f := Finding{
-			AdvisoryID: e.adv.v.ID,
-			Aliases:    e.adv.aliases,
-			Summary:    e.adv.summary,
-			Severity:   e.rating,
-			Package:    p,
-			References: e.adv.v.References,
+		hit = true
+		wont = wont || e.wontFix
+	}
+	if !hit {
+		return dst
+	}
+	f := Finding{
+		AdvisoryID: g.adv.v.ID,
+		Aliases:    g.adv.aliases,
+		Summary:    g.adv.summary,
+		Severity:   rating,
+		Package:    p,
+		References: g.adv.v.References,
+	}
+	if parsed {
+		f.Fixed = fixedAbove(g.entries, installed)
+	}
+	switch {
+	case len(f.Fixed) > 0:
+		f.Status = StatusFixed
+	case wont:
+		f.Status = StatusWontFix
+	default:
+		f.Status = StatusNoFix
+	}
+	return append(dst, f)
+}
+
+// fixedAbove returns the fixed versions of entries above installed,
+// lowest first, without duplicates.
+func fixedAbove(entries []*entry, installed ecosystem.Version) []string {
+	if len(entries) == 1 {
+		// One entry's list is sorted and distinct: take its tail.
+		fixed := entries[0].fixed
+		i := len(fixed)
+		for i > 0 && fixed[i-1].Compare(installed) > 0 {
+			i--
 		}
-		wont := e.wontFix
-		var fixed []ecosystem.Version
-		// Gather fixes (and the highest rating) over every entry of this
-		// advisory that applies to this package and release.
-		for _, o := range cands[i:] {
-			if o.adv != e.adv || !o.applies(dr) {
+		if i == len(fixed) {
+			return nil
+		}
+		out := make([]string, 0, len(fixed)-i)
+		for _, fx := range fixed[i:] {
+			out = append(out, fx.String())
+		}
+		return out
+	}
+	var vs []ecosystem.Version
+	for _, e := range entries {
+		for _, fx := range e.fixed {
+			if fx.Compare(installed) > 0 {
+				vs = append(vs, fx)
+			}
+		}
+	}
+	slices.SortStableFunc(vs, ecosystem.Version.Compare)
+	var out []string
+	for _, fx := range vs {
+		if !slices.Contains(out, fx.String()) {
+			out = append(out, fx.String())
+		}
+	}
+	return out
+}
+
+// joinGroups merges two group lists so that each advisory has one group.
+func joinGroups(a, b []*group) []*group {
+	out := make([]*group, 0, len(a)+len(b))
+	at := make(map[*advisory]int, len(a)+len(b))
+	for _, list := range [2][]*group{a, b} {
+		for _, g := range list {
+			if i, ok := at[g.adv]; ok {
+				out[i] = &group{adv: g.adv, entries: append(slices.Clone(out[i].entries), g.entries...)}
 				continue
 			}
-			if o != e && o.affects(listed, installed, parsed) {
-				wont = wont || o.wontFix
-				if higher(o.rating, f.Severity) {
-					f.Severity = o.rating
-				}
-			}
-			if parsed {
-				for _, fx := range o.fixed {
-					if fx.Compare(installed) > 0 {
-						fixed = append(fixed, fx)
-					}
-				}
-			}
+			at[g.adv] = len(out)
+			out = append(out, g)
 		}
-		if len(fixed) > 0 {
-			slices.SortStableFunc(fixed, ecosystem.Version.Compare)
-			for _, fx := range fixed {
-				if !slices.Contains(f.Fixed, fx.String()) {
-					f.Fixed = append(f.Fixed, fx.String())
-				}
-			}
-		}
-		switch {
-		case len(f.Fixed) > 0:
-			f.Status = StatusFixed
-		case wont:
-			f.Status = StatusWontFix
-		default:
-			f.Status = StatusNoFix
-		}
-		out = append(out, f)
 	}
 	return out
 }
@@ -751,21 +850,42 @@ func higher(a, b severity.Rating) bool {
 	return a.Score > b.Score
 }
 
+// sortFindings sorts fs in the order Match documents. It sorts indexes
+// and moves each (large) Finding once.
 func sortFindings(fs []Finding) {
-	sort.SliceStable(fs, func(i, j int) bool {
-		a, b := fs[i], fs[j]
-		if a.Severity.Level != b.Severity.Level || a.Severity.Score != b.Severity.Score {
-			return higher(a.Severity, b.Severity)
+	if len(fs) < 2 {
+		return
+	}
+	idx := make([]int, len(fs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(i, j int) int { return compareFindings(&fs[i], &fs[j]) })
+	sorted := make([]Finding, len(fs))
+	for k, i := range idx {
+		sorted[k] = fs[i]
+	}
+	copy(fs, sorted)
+}
+
+func compareFindings(a, b *Finding) int {
+	if a.Severity.Level != b.Severity.Level {
+		return int(b.Severity.Level) - int(a.Severity.Level)
+	}
+	if a.Severity.Score != b.Severity.Score {
+		if a.Severity.Score > b.Severity.Score {
+			return -1
 		}
-		if a.AdvisoryID != b.AdvisoryID {
-			return a.AdvisoryID < b.AdvisoryID
-		}
-		if a.Package.Ecosystem != b.Package.Ecosystem {
-			return a.Package.Ecosystem < b.Package.Ecosystem
-		}
-		if a.Package.Name != b.Package.Name {
-			return a.Package.Name < b.Package.Name
-		}
-		return a.Package.Version < b.Package.Version
-	})
+		return 1
+	}
+	if c := strings.Compare(a.AdvisoryID, b.AdvisoryID); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Package.Ecosystem, b.Package.Ecosystem); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Package.Name, b.Package.Name); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Package.Version, b.Package.Version)
 }
