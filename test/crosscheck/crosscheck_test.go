@@ -25,6 +25,10 @@ import (
 // goAdvisories is the repository's real Go vulnerability database export.
 const goAdvisories = "../../testdata/vulndata/osv/go/all.zip"
 
+// govulncheckVersion is the govulncheck release scripts/test-deps.sh
+// installs; the expected findings below were checked with it.
+const govulncheckVersion = "v1.9.0"
+
 // goPrograms are the binaries both tools scan: each a module of its own
 // under testdata/gobin with go.sum pinning vulnerable module versions.
 // want are modules govulncheck must report something for, so that a
@@ -137,6 +141,10 @@ func TestGovulncheckFindingsCovered(t *testing.T) {
 				t.Fatal(err)
 			}
 			scanned := time.Since(start)
+			if gv.ScannerVersion != govulncheckVersion {
+				t.Fatalf("%s is govulncheck %s; the cross-check is pinned to %s (scripts/test-deps.sh installs it)",
+					tool, gv.ScannerVersion, govulncheckVersion)
+			}
 			if gv.ScanLevel != "module" || gv.ScanMode != "binary" {
 				t.Fatalf("govulncheck ran at scan level %q, mode %q; want module, binary", gv.ScanLevel, gv.ScanMode)
 			}

@@ -25,8 +25,9 @@ type ModuleFinding struct {
 
 // GovulncheckResult is what one govulncheck run reported.
 type GovulncheckResult struct {
-	// ScanLevel and ScanMode are from the run's config message.
-	ScanLevel, ScanMode string
+	// ScannerVersion, ScanLevel and ScanMode are from the run's config
+	// message.
+	ScannerVersion, ScanLevel, ScanMode string
 	// GoVersion is the binary's Go version from the SBOM message.
 	GoVersion string
 	// Findings are the module-level findings, in output order.
@@ -36,8 +37,9 @@ type GovulncheckResult struct {
 // govulncheck -format json messages (golang.org/x/vuln internal/govulncheck).
 type gvMessage struct {
 	Config *struct {
-		ScanLevel string `json:"scan_level"`
-		ScanMode  string `json:"scan_mode"`
+		ScannerVersion string `json:"scanner_version"`
+		ScanLevel      string `json:"scan_level"`
+		ScanMode       string `json:"scan_mode"`
 	} `json:"config"`
 	SBOM *struct {
 		GoVersion string `json:"go_version"`
@@ -94,7 +96,7 @@ func ParseGovulncheckJSON(r io.Reader) (*GovulncheckResult, error) {
 		}
 		switch {
 		case m.Config != nil:
-			res.ScanLevel, res.ScanMode = m.Config.ScanLevel, m.Config.ScanMode
+			res.ScannerVersion, res.ScanLevel, res.ScanMode = m.Config.ScannerVersion, m.Config.ScanLevel, m.Config.ScanMode
 		case m.SBOM != nil:
 			res.GoVersion = m.SBOM.GoVersion
 		case m.Finding != nil:

@@ -31,7 +31,7 @@ func TestParseGovulncheckJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &crosscheck.GovulncheckResult{
-		ScanLevel: "module", ScanMode: "binary", GoVersion: "go1.20",
+		ScannerVersion: "v1.9.0", ScanLevel: "module", ScanMode: "binary", GoVersion: "go1.20",
 		Findings: []crosscheck.ModuleFinding{
 			{OSV: "GO-2021-0113", Module: "golang.org/x/text", Version: "v0.3.5", Fixed: "v0.3.7"},
 			{OSV: "GO-2023-1621", Module: "stdlib", Version: "v1.20.0", Fixed: "v1.20.2"},
