@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/customs-dev/customs/internal/inventory"
+	"github.com/customs-dev/customs/internal/scan/extract"
 	"github.com/customs-dev/customs/internal/vulndb/ecosystem"
 	"github.com/customs-dev/customs/internal/vulndb/match"
 	"github.com/customs-dev/customs/internal/vulndb/osv"
@@ -87,7 +88,8 @@ type pair struct{ module, id string }
 // TestGovulncheckFindingsCovered runs govulncheck -mode=binary
 // -scan=module on Go binaries built against vulnerable modules, with the
 // repository's Go advisories as its database, and matches the same
-// binaries' inventories with customs: customs must report every
+// binaries' inventories (scan/extract on a root filesystem holding the
+// binary) with customs: customs must report every
 // (module, advisory) govulncheck reports, with the same installed version
 // and govulncheck's fixed version among its own. Findings only customs
 // reports must be explained by the advisory (see extraReason).
@@ -121,6 +123,11 @@ func TestGovulncheckFindingsCovered(t *testing.T) {
 	byID := make(map[string]*osv.Vulnerability, len(recs))
 	for _, r := range recs {
 		byID[r.V.ID] = r.V
+	}
+
+	ex, err := extract.New(extract.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	var summary []string
@@ -160,7 +167,7 @@ func TestGovulncheckFindingsCovered(t *testing.T) {
 					sortedPairs(a), sortedPairs(b))
 			}
 
-			pkgs, err := crosscheck.GoBinaryPackages(ctx, bin)
+			pkgs, err := crosscheck.GoBinaryPackages(ctx, ex, t.TempDir(), bin)
 			if err != nil {
 				t.Fatal(err)
 			}

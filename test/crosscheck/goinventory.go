@@ -3,63 +3,66 @@ package crosscheck
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
-
-	"github.com/google/osv-scalibr/extractor/filesystem"
-	"github.com/google/osv-scalibr/extractor/filesystem/language/golang/gobinary"
-
-	cpb "github.com/google/osv-scalibr/binary/proto/config_go_proto"
+	"path/filepath"
 
 	"github.com/customs-dev/customs/internal/inventory"
-	"github.com/customs-dev/customs/internal/vulndb/ecosystem"
+	"github.com/customs-dev/customs/internal/scan/extract"
 )
 
-// GoBinaryPackages returns the Go packages of the binary at path as the
-// scanner reports them: the modules of its build information (replaced
-// modules under their replacement) and the stdlib pseudo-package at the
-// version of the toolchain that built it, each located at path. Modules
-// without a usable version (a main module built from a checkout,
-// "(devel)") are left out, as they match nothing.
-//
-// It reads the binary with osv-scalibr's gobinary extractor, the one
-// package scan/extract uses, and renames scalibr's "go" package to stdlib
-// as scan/extract does. (Replace with scan/extract once it is committed.)
-func GoBinaryPackages(ctx context.Context, path string) ([]inventory.Package, error) {
-	ex, err := gobinary.New(&cpb.PluginConfig{})
-	if err != nil {
+// GoBinaryPackages returns the Go packages the scanner finds for the binary
+// at bin: it places bin in a root filesystem under rootDir (an empty
+// directory) as usr/local/bin/<name> and inventories that directory with
+// x, as a scan of an image holding the binary would. The result is what
+// scan/extract reports for Go binaries: the modules of the build
+// information and the stdlib pseudo-package at the toolchain's version.
+func GoBinaryPackages(ctx context.Context, x *extract.Extractor, rootDir, bin string) ([]inventory.Package, error) {
+	dst := filepath.Join(rootDir, "usr", "local", "bin", filepath.Base(bin))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
-	if err != nil {
+	if err := linkOrCopy(bin, dst); err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	info, err := f.Stat()
+	inv, err := x.Dir(ctx, rootDir)
 	if err != nil {
-		return nil, err
-	}
-	inv, err := ex.Extract(ctx, &filesystem.ScanInput{Path: path, Info: info, Reader: f})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(inv.Packages) == 0 {
-		return nil, fmt.Errorf("%s: no Go build information found", path)
+		return nil, fmt.Errorf("inventory of %s: %w", bin, err)
 	}
 	var out []inventory.Package
 	for _, p := range inv.Packages {
-		name, version := p.Name, p.Version
-		if version == "" || version == "(devel)" {
-			continue
+		if p.Ecosystem == inventory.Go {
+			out = append(out, p)
 		}
-		if name == "go" {
-			name = ecosystem.GoStdlib
-		}
-		out = append(out, inventory.Package{
-			Ecosystem: inventory.Go,
-			Name:      name,
-			Version:   version,
-			Locations: []string{path},
-		})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("inventory of %s: no Go package found (%d packages of other ecosystems)", bin, len(inv.Packages))
 	}
 	return out, nil
+}
+
+// linkOrCopy hard-links src to dst, or copies it (keeping its mode) when
+// they are on different file systems.
+func linkOrCopy(src, dst string) error {
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, st.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -6,7 +6,8 @@
 // vulnerable module versions, runs `govulncheck -mode=binary -scan=module`
 // on them with the repository's Go advisories laid out as a Go
 // vulnerability database (WriteGoVulnDB), and matches the same binaries'
-// inventories with package vulndb/match.
+// inventories, taken by scan/extract (GoBinaryPackages), with package
+// vulndb/match.
 package crosscheck
 
 import (
