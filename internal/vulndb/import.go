@@ -158,7 +158,11 @@ func (s *Service) importSource(ctx context.Context, src Source) Result {
 	}
 	var se *sourceError
 	if errors.As(err, &se) {
-		err = apperr.Errorf(apperr.EINVALID, "vulnerability source %s: %s", src.Name, se.Error())
+		where := src.Name
+		if src.Name != src.Location {
+			where += " (" + src.Location + ")"
+		}
+		err = apperr.Errorf(apperr.EINVALID, "vulnerability source %s: %s", where, se.Error())
 	} else if apperr.Code(err) == apperr.EINTERNAL && errors.Is(err, context.Canceled) {
 		err = apperr.Wrap(err, apperr.EUNAVAILABLE, "vulnerability source "+src.Name+": import cancelled")
 	}
@@ -239,7 +243,7 @@ func readPath(w *walker, loc string) error {
 	case st.IsDir():
 		return w.readDir(loc)
 	case isZip(loc):
-		return w.readZipFile(loc, "", loc)
+		return w.readZipFile(filepath.Base(loc), "", loc)
 	}
 	f, err := os.Open(loc)
 	if err != nil {
@@ -313,7 +317,7 @@ func (s *Service) fetch(ctx context.Context, src Source, p *Progress, w *walker,
 	s.update(p, func(p *Progress) { p.Phase = "reading" })
 	head := make([]byte, len(zipMagic))
 	if _, err := tmp.ReadAt(head, 0); err == nil && bytes.Equal(head, zipMagic) {
-		return false, w.readZip(src.Location, "", tmp, n)
+		return false, w.readZip(path.Base(req.URL.Path), "", tmp, n)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return false, err

@@ -69,12 +69,12 @@ type collector struct {
 	stored map[store.VulnKey]string
 	// known maps the hashes of the source's stored OSV records to their
 	// keys: a file with such a hash is unchanged and is not parsed again.
-	known map[string]store.VulnKey
-	seen  map[store.VulnKey]string
-	files map[store.VulnKey]string // key -> file it came from, for duplicates
-	cands []candidate
-	cves  []store.VulnRecord
-	errs  []*RecordError
+	known   map[string]store.VulnKey
+	seen    map[store.VulnKey]string
+	files   map[store.VulnKey]string // key -> file it came from, for duplicates
+	cands   []candidate
+	ratings map[string]cveEntry
+	errs    []*RecordError
 	// progress counters
 	read, changed int
 	onProgress    func(read, changed, errs int)
@@ -82,7 +82,8 @@ type collector struct {
 
 func newCollector(source string, stored map[store.VulnKey]string, onProgress func(read, changed, errs int)) *collector {
 	c := &collector{source: source, stored: stored, known: make(map[string]store.VulnKey, len(stored)),
-		seen: map[store.VulnKey]string{}, files: map[store.VulnKey]string{}, onProgress: onProgress}
+		seen: map[store.VulnKey]string{}, files: map[store.VulnKey]string{}, ratings: map[string]cveEntry{},
+		onProgress: onProgress}
 	for k, h := range stored {
 		if k.Kind == store.VulnOSV {
 			c.known[h] = k
@@ -125,7 +126,7 @@ func (c *collector) progress() {
 func (c *collector) see(file string, k store.VulnKey, h string) bool {
 	if first, dup := c.files[k]; dup {
 		c.errs = append(c.errs, &RecordError{Source: c.source, File: file, ID: k.ID,
-			Err: fmt.Errorf("%s %s is also in %s: skipped", kindName(k.Kind), k.ID, first)})
+			Err: fmt.Errorf("record %s is also in %s: skipped", k.ID, first)})
 		c.read++
 		c.progress()
 		return false
@@ -138,13 +139,6 @@ func (c *collector) see(file string, k store.VulnKey, h string) bool {
 	}
 	c.progress()
 	return true
-}
-
-func kindName(kind string) string {
-	if kind == store.VulnCVE {
-		return "CVE rating"
-	}
-	return "record"
 }
 
 // file handles one file of the source: an OSV record (JSON or YAML), an
@@ -231,19 +225,24 @@ func (c *collector) feed(name string, data []byte) {
 		c.recordErr(name, "", errors.New("not an OSV record (no id), an NVD CVE API 2.0 document or a CVE JSON 5 record"))
 		return
 	}
+	nvd := !bytes.Contains(data, []byte(`"cveMetadata"`))
 	for _, r := range ratings {
-		js, err := json.Marshal(r.Rating)
-		if err != nil {
-			c.recordErr(name, r.ID, err)
+		c.read++
+		// A CVE rated by both feeds takes NVD's rating (its Primary
+		// metric is NVD's own analysis), else the first one read.
+		if prev, dup := c.ratings[r.ID]; dup && (prev.nvd || !nvd) {
 			continue
 		}
-		h := hashOf(js)
-		k := store.VulnKey{Kind: store.VulnCVE, ID: r.ID}
-		if !c.see(name, k, h) || c.stored[k] == h {
-			continue
-		}
-		c.cves = append(c.cves, store.VulnRecord{Kind: store.VulnCVE, ID: r.ID, Hash: h, Data: js})
+		c.ratings[r.ID] = cveEntry{rating: r.Rating, file: name, nvd: nvd}
 	}
+	c.progress()
+}
+
+// cveEntry is a CVE's rating read from a feed file.
+type cveEntry struct {
+	rating severity.Rating
+	file   string
+	nvd    bool
 }
 
 // ecosystemsOf lists the ecosystems v names, with their base ecosystems
@@ -290,13 +289,18 @@ func (c *collector) finish() []store.VulnRecord {
 			ignored[re.ID]++
 		}
 	}
-	out := make([]store.VulnRecord, 0, len(c.cands)+len(c.cves))
+	out := make([]store.VulnRecord, 0, len(c.cands)+len(c.ratings))
 	for _, cd := range c.cands {
 		id := cd.v.ID
 		for _, err := range byID[id] {
 			c.errs = append(c.errs, &RecordError{Source: c.source, File: cd.file, ID: id, Err: err})
 		}
-		if dropped[id] || (ignored[id] > 0 && ignored[id] >= len(cd.v.Affected)) {
+		allIgnored := !dropped[id] && ignored[id] > 0 && ignored[id] >= len(cd.v.Affected)
+		if allIgnored {
+			c.errs = append(c.errs, &RecordError{Source: c.source, File: cd.file, ID: id,
+				Err: errors.New("no affected entry is left to match: record left out")})
+		}
+		if dropped[id] || allIgnored {
 			k := store.VulnKey{Kind: store.VulnOSV, ID: id}
 			c.seen[k] = "" // keep the stored version, if any
 			c.changed--
@@ -304,5 +308,19 @@ func (c *collector) finish() []store.VulnRecord {
 		}
 		out = append(out, cd.rec)
 	}
-	return append(out, c.cves...)
+	for id, e := range c.ratings {
+		js, err := json.Marshal(e.rating)
+		if err != nil {
+			c.errs = append(c.errs, &RecordError{Source: c.source, File: e.file, ID: id, Err: err})
+			continue
+		}
+		k := store.VulnKey{Kind: store.VulnCVE, ID: id}
+		h := hashOf(js)
+		c.seen[k] = h
+		if c.stored[k] != h {
+			c.changed++
+			out = append(out, store.VulnRecord{Kind: store.VulnCVE, ID: id, Hash: h, Data: js})
+		}
+	}
+	return out
 }
