@@ -39,6 +39,7 @@ type Config struct {
 	GC       GC       `yaml:"gc"`
 	Log      Log      `yaml:"log"`
 	Registry Registry `yaml:"registry"`
+	Vulndb   Vulndb   `yaml:"vulndb"`
 }
 
 // Database selects the metadata database.
@@ -139,6 +140,7 @@ func Default() Config {
 		},
 		Log:      Log{Level: "info", Format: "text"},
 		Registry: Registry{MaxManifestBytes: 4 << 20},
+		Vulndb:   defaultVulndb(),
 	}
 }
 
@@ -218,5 +220,6 @@ func (c *Config) Validate() error {
 	if c.Registry.MaxManifestBytes < 4<<20 {
 		bad("registry.maxManifestBytes", "must be at least 4194304 (4 MiB, the spec's minimum), got %d", c.Registry.MaxManifestBytes)
 	}
+	c.validateVulndb(bad)
 	return errors.Join(errs...)
 }

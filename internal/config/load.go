@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -117,6 +118,9 @@ func (c *Config) Set(key, value string) error {
 var durationType = reflect.TypeOf(Duration(0))
 
 func setValue(f reflect.Value, value string) error {
+	if u, ok := f.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		return u.UnmarshalText([]byte(value))
+	}
 	if f.Type() == durationType {
 		d, err := ParseDuration(value)
 		if err != nil {
