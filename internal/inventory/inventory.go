@@ -51,7 +51,8 @@ type Package struct {
 	Version   string `json:"version"`
 	// SourceName and SourceVersion name the source package an OS binary
 	// package was built from (Debian and Ubuntu advisories are keyed by
-	// source package). Empty when unknown or the same as Name/Version.
+	// source package, Alpine's by the apk origin, which goes here). Empty
+	// when unknown or the same as Name/Version.
 	SourceName    string `json:"sourceName,omitempty"`
 	SourceVersion string `json:"sourceVersion,omitempty"`
 	// PURL is the package URL, when the extractor knows it.
