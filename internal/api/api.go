@@ -74,6 +74,8 @@ type Options struct {
 	AuditLog AuditLog
 	// Version is reported by /api/v1/system/info.
 	Version string
+	// Vulndb, if not nil, is served under /api/v1/vulndb.
+	Vulndb VulnDB
 }
 
 // maxBody caps JSON request bodies.
@@ -109,6 +111,9 @@ func New(opts Options) http.Handler {
 	h.robotRoutes(mux)
 	if opts.AuditLog != nil {
 		h.auditRoutes(mux)
+	}
+	if opts.Vulndb != nil {
+		h.vulndbRoutes(mux)
 	}
 	mux.Handle("/api/", h.wrap(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 		return apperr.Errorf(apperr.ENOTFOUND, "no API endpoint %s %s", r.Method, r.URL.Path)

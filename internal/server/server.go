@@ -35,6 +35,7 @@ import (
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/postgres"
 	"github.com/customs-dev/customs/internal/store/sqlite"
+	"github.com/customs-dev/customs/internal/vulndb"
 )
 
 // Server is a configured customs instance.
@@ -50,6 +51,8 @@ type Server struct {
 	GC    *gc.Collector
 	// Audit records the audit trail; Serve flushes it on shutdown.
 	Audit *audit.Writer
+	// Vulndb is the vulnerability database.
+	Vulndb *vulndb.Service
 
 	uploadSecret []byte
 	oidc         http.Handler // nil without auth.oidc
@@ -129,6 +132,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Store: s.Store, Blobs: s.Blobs, Logger: s.logger.With("component", "gc"),
 		GracePeriod: cfg.GC.GracePeriod.Std(), UploadMaxAge: cfg.GC.UploadMaxAge.Std(),
 	})
+	if s.Vulndb, err = OpenVulnDB(cfg, s.Store, s.logger.With("component", "vulndb")); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("vulnerability database: %w", err)
+	}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics.MustRegister(newStorageCollector(s.Store))
 	s.handler = s.routes()
@@ -239,7 +246,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("/api/v1/auth/oidc/", s.oidc)
 	}
 	mux.Handle("/api/", api.New(api.Options{Store: s.Store, Auth: s.Auth, Logger: s.logger, Version: s.version,
-		Recorder: s.Audit, AuditLog: s.Store}))
+		Recorder: s.Audit, AuditLog: s.Store, Vulndb: s.Vulndb}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
@@ -308,6 +315,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.runGCLoop(workers, iv) }()
 	}
+	if iv := s.cfg.Vulndb.UpdateInterval.Std(); iv > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.runVulnUpdateLoop(workers, iv) }()
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -333,6 +344,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	shutErr := srv.Shutdown(shutCtx)
 	stopWorkers()
 	wg.Wait()
+	s.Vulndb.Close()
 	// Every request and worker has finished: what they recorded is queued.
 	auditCtx, cancelAudit := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Std())
 	defer cancelAudit()
@@ -366,5 +378,8 @@ func (s *Server) Close() error {
 	// Serve closed the writer already, unless it never ran.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if s.Vulndb != nil {
+		s.Vulndb.Close()
+	}
 	return errors.Join(s.Audit.Close(ctx), s.Store.Close())
 }

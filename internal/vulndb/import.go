@@ -117,6 +117,11 @@ func (s *Service) Import(ctx context.Context, srcs ...Source) ([]Result, error) 
 	}
 	s.importMu.Lock()
 	defer s.importMu.Unlock()
+	return s.importLocked(ctx, norm)
+}
+
+// importLocked imports normalized sources; the caller holds importMu.
+func (s *Service) importLocked(ctx context.Context, norm []Source) ([]Result, error) {
 	results := make([]Result, 0, len(norm))
 	var errs []error
 	for _, src := range norm {

@@ -35,6 +35,7 @@
 package vulndb
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -110,6 +111,11 @@ type Service struct {
 
 	idxMu sync.Mutex
 	snap  *snapshot
+
+	// bg is the lifetime of updates started by StartUpdate; Close ends it.
+	bg     context.Context
+	stopBG context.CancelFunc
+	bgWG   sync.WaitGroup
 }
 
 // Open returns a Service over opts.Store. Configured sources must have
@@ -140,6 +146,7 @@ func Open(opts Options) (*Service, error) {
 		opts.Clock = time.Now
 	}
 	s := &Service{opts: opts, st: opts.Store, log: opts.Logger}
+	s.bg, s.stopBG = context.WithCancel(context.Background())
 	names := map[string]bool{}
 	locs := map[string]bool{}
 	for _, src := range opts.Sources {
@@ -175,6 +182,37 @@ func normalize(src Source) (Source, error) {
 		src.Name = src.Location
 	}
 	return src, nil
+}
+
+// StartUpdate starts Update in the background and returns at once.
+// ECONFLICT if this process is importing already, EINVALID if no source
+// is configured. Running and Status show its progress; its outcome is
+// logged and recorded per source.
+func (s *Service) StartUpdate() error {
+	if len(s.sources) == 0 {
+		return apperr.Errorf(apperr.EINVALID, "no vulnerability sources are configured (vulndb.sources)")
+	}
+	if s.bg.Err() != nil {
+		return apperr.Errorf(apperr.EUNAVAILABLE, "the vulnerability database is shutting down")
+	}
+	if !s.importMu.TryLock() {
+		return apperr.Errorf(apperr.ECONFLICT, "a vulnerability database import is already running")
+	}
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		defer s.importMu.Unlock()
+		if _, err := s.importLocked(s.bg, s.sources); err != nil && s.bg.Err() == nil {
+			s.log.Error("vulndb: update failed", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Close cancels updates started by StartUpdate and waits for them to end.
+func (s *Service) Close() {
+	s.stopBG()
+	s.bgWG.Wait()
 }
 
 // Sources returns the configured sources.
