@@ -67,8 +67,13 @@ func BenchmarkMatch500(b *testing.B) {
 	findings := len(ix.Match(inv))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0, ok := processCPU()
 	for b.Loop() {
 		ix.Match(inv)
+	}
+	if cpu1, ok1 := processCPU(); ok && ok1 {
+		// CPU time per match (GC included), independent of other load.
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 	}
 	b.ReportMetric(float64(findings), "findings")
 }
@@ -79,11 +84,15 @@ func BenchmarkBuild(b *testing.B) {
 	advs, _ := loadReal(b)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0, ok := processCPU()
 	for b.Loop() {
 		ix, _ := Build(advs, nil)
 		if ix.Len() == 0 {
 			b.Fatal("empty index")
 		}
+	}
+	if cpu1, ok1 := processCPU(); ok && ok1 {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 	}
 	b.ReportMetric(float64(len(advs)), "records")
 }
