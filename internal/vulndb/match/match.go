@@ -146,7 +146,8 @@ type vrange struct {
 func (ix *Index) Len() int { return len(ix.advisories) }
 
 // Advisory returns the record with the given id, if the index holds it
-// (merged from several records of that id, see Build).
+// (merged from several records of that id, see Build). The record is
+// shared with the index: callers must not modify it.
 func (ix *Index) Advisory(id string) (*osv.Vulnerability, bool) {
 	a, ok := ix.advisories[id]
 	if !ok {
