@@ -376,6 +376,10 @@ type Store interface {
 	AuditStore
 	VulnStore
 	InventoryStore
+	ScanJobStore
+	ScanReportStore
+	ScanSettingsStore
+	LayerCacheStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

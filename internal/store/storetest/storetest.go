@@ -43,6 +43,10 @@ func Run(t *testing.T, open OpenFunc) {
 		{"audit", auditTests},
 		{"vulndb", vulnTests},
 		{"inventories", inventoryTests},
+		{"scan jobs", scanJobTests},
+		{"scan reports", scanReportTests},
+		{"scan settings", scanSettingsTests},
+		{"layer cache", layerCacheTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
