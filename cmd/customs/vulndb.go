@@ -85,6 +85,7 @@ location); --name names the only source given.`,
 	}
 	cf := bindConfigFlags(cmd.Flags())
 	cmd.Flags().StringVar(&name, "name", "", "the source's name (with a single PATH or URL)")
+	force := cmd.Flags().Bool("force", false, "read sources even if unchanged since their last import (HTTP validators, file content hash)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if name != "" && len(args) != 1 {
 			return apperr.Errorf(apperr.EINVALID, "--name names one source; %d given", len(args))
@@ -96,7 +97,7 @@ location); --name names the only source given.`,
 		defer env.Close()
 		srcs := make([]vulndb.Source, len(args))
 		for i, a := range args {
-			srcs[i] = vulndb.Source{Name: name, Location: a}
+			srcs[i] = vulndb.Source{Name: name, Location: a, Force: *force}
 		}
 		return runImport(cmd, env.svc, func(ctx context.Context) ([]vulndb.Result, error) {
 			return env.svc.Import(ctx, srcs...)
@@ -115,13 +116,24 @@ unchanged source costs one request and no write.`,
 		Args: cobra.NoArgs,
 	}
 	cf := bindConfigFlags(cmd.Flags())
+	force := cmd.Flags().Bool("force", false, "read sources even if unchanged since their last import")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		env, err := openVulndb(cmd, cf)
 		if err != nil {
 			return err
 		}
 		defer env.Close()
-		return runImport(cmd, env.svc, env.svc.Update)
+		if !*force {
+			return runImport(cmd, env.svc, env.svc.Update)
+		}
+		srcs := env.svc.Sources()
+		if len(srcs) == 0 {
+			return apperr.Errorf(apperr.EINVALID, "no vulnerability sources are configured (vulndb.sources)")
+		}
+		for i := range srcs {
+			srcs[i].Force = true
+		}
+		return runImport(cmd, env.svc, func(ctx context.Context) ([]vulndb.Result, error) { return env.svc.Import(ctx, srcs...) })
 	}
 	return cmd
 }
@@ -142,7 +154,7 @@ func runImport(cmd *cobra.Command, svc *vulndb.Service, run func(context.Context
 		case r.Err != nil:
 			fmt.Fprintf(out, "%s: FAILED, previous data kept: %s\n", r.Source, apperr.Message(r.Err))
 		case r.Unchanged:
-			fmt.Fprintf(out, "%s: unchanged (HTTP 304), revision %d\n", r.Source, r.Revision)
+			fmt.Fprintf(out, "%s: unchanged since its last import (--force reads it anyway); revision %d\n", r.Source, r.Revision)
 		default:
 			fmt.Fprintf(out, "%s: %d records read, %d added, %d updated, %d removed, %d skipped; revision %d (%s)\n",
 				r.Source, r.Read, r.Added, r.Updated, r.Removed, len(r.Skipped), r.Revision, r.Duration.Round(time.Millisecond))

@@ -31,6 +31,15 @@ func TestVulndbCLI(t *testing.T) {
 		t.Fatalf("import printed %q, want it to start with %q", out, want)
 	}
 
+	out, err = run(t, "", "vulndb", "import", "--data-dir", dataDir, export)
+	if err != nil || !strings.HasPrefix(out, abs+": unchanged since its last import") {
+		t.Fatalf("second import: %v %q", err, out)
+	}
+	out, err = run(t, "", "vulndb", "import", "--force", "--data-dir", dataDir, export)
+	if err != nil || !strings.HasPrefix(out, abs+": 1558 records read, 0 added, 0 updated, 0 removed, 4 skipped; revision 1") {
+		t.Fatalf("forced import: %v %q", err, out)
+	}
+
 	out, err = run(t, "", "vulndb", "status", "--data-dir", dataDir)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package vulndb
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -200,22 +202,30 @@ func (s *Service) read(ctx context.Context, src Source, p *Progress, r *Result) 
 		recErr: func(name string, err error) { c.recordErr(name, "", err) },
 	}
 	imp := &store.VulnImport{Source: src.Name, Location: src.Location}
+	prev, err := s.sourceState(ctx, src.Name)
+	if err != nil {
+		return err
+	}
+	if prev != nil && (prev.Location != src.Location || src.Force) {
+		prev = nil // validators are only good for the location they came from
+	}
+	var unchanged bool
 	if isURL(src.Location) {
-		unchanged, err := s.fetch(ctx, src, p, w, imp)
+		unchanged, err = s.fetch(ctx, src, prev, p, w, imp)
+	} else {
+		unchanged, err = readPath(w, src.Location, prev, imp)
+	}
+	if err != nil {
+		return err
+	}
+	if unchanged {
+		r.Unchanged = true
+		st, err := s.st.VulnState(ctx)
 		if err != nil {
 			return err
 		}
-		if unchanged {
-			r.Unchanged = true
-			st, err := s.st.VulnState(ctx)
-			if err != nil {
-				return err
-			}
-			r.Revision = st.Revision
-			return s.st.RecordVulnAttempt(ctx, store.VulnAttempt{Source: src.Name, Location: src.Location})
-		}
-	} else if err := readPath(w, src.Location); err != nil {
-		return err
+		r.Revision = st.Revision
+		return s.st.RecordVulnAttempt(ctx, store.VulnAttempt{Source: src.Name, Location: src.Location})
 	}
 	records := c.finish()
 	r.Read, r.Skipped = c.read, c.errs
@@ -239,23 +249,36 @@ func (s *Service) read(ctx context.Context, src Source, p *Progress, r *Result) 
 }
 
 // readPath reads a local source: a directory, a zip archive or a file.
-func readPath(w *walker, loc string) error {
+// A file's validator is the SHA-256 of its content, kept as the source's
+// ETag: a file whose content matches prev's is unchanged and not read.
+func readPath(w *walker, loc string, prev *store.VulnSource, imp *store.VulnImport) (unchanged bool, err error) {
 	st, err := os.Stat(loc)
 	if err != nil {
-		return sourceErrorf("%w", err)
+		return false, sourceErrorf("%w", err)
 	}
-	switch {
-	case st.IsDir():
-		return w.readDir(loc)
-	case isZip(loc):
-		return w.readZipFile(filepath.Base(loc), "", loc)
+	if st.IsDir() {
+		return false, w.readDir(loc)
 	}
 	f, err := os.Open(loc)
 	if err != nil {
-		return sourceErrorf("%w", err)
+		return false, sourceErrorf("%w", err)
 	}
 	defer f.Close()
-	return w.readFile(filepath.Base(loc), f)
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, sourceErrorf("%s: %w", filepath.Base(loc), err)
+	}
+	imp.ETag = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if prev != nil && prev.ETag == imp.ETag {
+		return true, nil
+	}
+	if isZip(loc) {
+		return false, w.readZipFile(filepath.Base(loc), "", loc)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false, sourceErrorf("%s: %w", filepath.Base(loc), err)
+	}
+	return false, w.readFile(filepath.Base(loc), f)
 }
 
 // zipMagic starts every zip archive (a local file header).
@@ -264,18 +287,13 @@ var zipMagic = []byte("PK\x03\x04")
 // fetch downloads a URL source with a conditional request into a temporary
 // file and reads it (a zip archive or one record or feed file). It reports
 // unchanged for 304 Not Modified; imp gets the response's validators.
-func (s *Service) fetch(ctx context.Context, src Source, p *Progress, w *walker, imp *store.VulnImport) (unchanged bool, err error) {
+func (s *Service) fetch(ctx context.Context, src Source, prev *store.VulnSource, p *Progress, w *walker, imp *store.VulnImport) (unchanged bool, err error) {
 	s.update(p, func(p *Progress) { p.Phase = "downloading" })
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.Location, nil)
 	if err != nil {
 		return false, sourceErrorf("%s: %w", src.Location, err)
 	}
-	prev, err := s.sourceState(ctx, src.Name)
-	if err != nil {
-		return false, err
-	}
-	// Validators are only good for the location they came from.
-	if prev != nil && prev.Location == src.Location {
+	if prev != nil {
 		if prev.ETag != "" {
 			req.Header.Set("If-None-Match", prev.ETag)
 		}

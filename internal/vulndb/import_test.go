@@ -130,14 +130,28 @@ func TestImportTestdata(t *testing.T) {
 				t.Error("golang.org/x/text v0.3.5 matched nothing")
 			}
 
-			// The same exports again change nothing.
+			// The same exports again are not even read: their content hash
+			// is their validator. Forced, they are read and change nothing.
 			rs, err = s.Update(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, r := range rs {
-				if r.Changed() || r.Revision != 11 || len(r.Skipped) != wantSkipped[r.Source] {
+				if !r.Unchanged || r.Read != 0 || r.Changed() || r.Revision != 11 {
 					t.Errorf("re-import of %s: %+v", r.Source, r)
+				}
+			}
+			forced := allSources(t)
+			for i := range forced {
+				forced[i].Force = true
+			}
+			rs, err = s.Import(ctx, forced...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				if r.Unchanged || r.Read == 0 || r.Changed() || r.Revision != 11 || len(r.Skipped) != wantSkipped[r.Source] {
+					t.Errorf("forced re-import of %s: %+v", r.Source, r)
 				}
 			}
 			adv, err := s.Advisory(ctx, "ALPINE-CVE-2019-14697")

@@ -59,6 +59,10 @@ type Source struct {
 	Name string `json:"name"`
 	// Location is a file or directory path, or an http(s) URL.
 	Location string `json:"location"`
+	// Force reads the source even when its validators say it has not
+	// changed (HTTP ETag / Last-Modified, a file's content hash): after an
+	// upgrade of customs that reads records it skipped before.
+	Force bool `json:"-"`
 }
 
 // isURL reports whether loc is fetched over HTTP.
