@@ -2,6 +2,7 @@ package extract
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing/fstest"
@@ -104,7 +106,10 @@ func (c *collector) hardlink(p, target string, info fs.FileInfo) {
 // only a broken stream or cancellation does that; a file the plugins
 // cannot parse is recorded as a problem.
 func (c *collector) file(ctx context.Context, p string, info fs.FileInfo, body io.Reader) error {
-	ps := c.wanting(p, info)
+	// Plugins are asked with the size capped at MaxFileBytes, so that a
+	// file too large for them is still known as theirs: it masks the file
+	// below it and is reported as not read, rather than ignored.
+	ps := c.wanting(p, cappedInfo{info, min(info.Size(), c.x.cfg.MaxFileBytes)})
 	if len(ps) == 0 {
 		return nil
 	}
@@ -156,8 +161,21 @@ func (c *collector) file(ctx context.Context, p string, info fs.FileInfo, body i
 			c.res.problem(Problem{Path: p, Extractor: pl.id(), Message: err.Error()})
 		}
 	}
+	// Extractors may report in map order: make results reproducible.
+	slices.SortStableFunc(fr.Packages, func(a, b Package) int {
+		return cmp.Or(cmp.Compare(a.Extractor, b.Extractor), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version),
+			cmp.Compare(a.PURL, b.PURL), slices.Compare(a.Locations, b.Locations))
+	})
 	return nil
 }
+
+// cappedInfo is a FileInfo whose size is replaced.
+type cappedInfo struct {
+	fs.FileInfo
+	size int64
+}
+
+func (c cappedInfo) Size() int64 { return c.size }
 
 // runPlugin runs one plugin, turning a panic of a parser on hostile input
 // into an error: a bad file must not take the server down.

@@ -263,7 +263,8 @@ func toInventory(p Package, osr map[string]string) inventory.Package {
 		PURL:          p.PURL,
 	}
 	for _, l := range p.Locations {
-		ip.Locations = append(ip.Locations, "/"+l)
+		// Cleaned: a path inside an archive comes from the archive.
+		ip.Locations = append(ip.Locations, path.Clean("/"+l))
 	}
 	if p.Ecosystem != "" {
 		return ip

@@ -45,7 +45,8 @@ type Config struct {
 	// archives a Java archive holds. Default 512 MiB.
 	MaxFileBytes int64
 	// MaxMemoryFileBytes is the largest file read into memory; larger ones
-	// go to a file in the private temp dir. Default 8 MiB.
+	// go to a file in the private temp dir. Default 8 MiB (at most
+	// MaxFileBytes).
 	MaxMemoryFileBytes int64
 	// TempDir is where the private temp dirs are made; default
 	// os.TempDir().
@@ -74,7 +75,7 @@ func (c Config) withDefaults() Config {
 		c.MaxFileBytes = d.MaxFileBytes
 	}
 	if c.MaxMemoryFileBytes == 0 {
-		c.MaxMemoryFileBytes = d.MaxMemoryFileBytes
+		c.MaxMemoryFileBytes = min(d.MaxMemoryFileBytes, c.MaxFileBytes)
 	}
 	return c
 }

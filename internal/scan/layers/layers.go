@@ -259,12 +259,28 @@ func walkTar(ctx context.Context, r io.Reader, lim Limits, sum *Summary, fn Walk
 		}
 		var body io.Reader
 		if e.Kind == File {
-			body = tr
+			body = &bodyReader{ctx: ctx, r: tr, path: e.Path}
 		}
 		if err := fn(e, body); err != nil {
 			return err
 		}
 	}
+}
+
+// bodyReader reads a File's body, turning a broken stream into a layer
+// error (a truncated layer, a corrupt one, a limit) like Walk's own.
+type bodyReader struct {
+	ctx  context.Context
+	r    io.Reader
+	path string
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = streamErr(b.ctx, err, fmt.Sprintf("inside the body of %q", b.path))
+	}
+	return n, err
 }
 
 // entryOf normalises hdr into an Entry; nil for entries that mean nothing

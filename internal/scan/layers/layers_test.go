@@ -337,6 +337,20 @@ func TestSparseFile(t *testing.T) {
 	}
 }
 
+// TestTruncatedBody: a layer that ends inside a file's body gives the
+// reader of the body a truncation error.
+func TestTruncatedBody(t *testing.T) {
+	blob := tarOf(t, ent{name: "big", body: strings.Repeat("x", 4096)})
+	blob = blob[:512+1000]
+	_, err := Walk(context.Background(), bytes.NewReader(blob), Blob{}, DefaultLimits(), func(e *Entry, body io.Reader) error {
+		_, err := io.ReadAll(body)
+		return err
+	})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `truncated: the stream ends inside the body of "big"`) {
+		t.Fatalf("err = %v; want a truncation naming the entry", err)
+	}
+}
+
 // TestWalkFuncError: the callback's error ends the walk, unchanged.
 func TestWalkFuncError(t *testing.T) {
 	stop := errors.New("stop")
