@@ -29,6 +29,7 @@ type collector struct {
 	tempDir string   // private, created on first use, removed by close
 	root    *os.Root // opened on tempDir
 	seq     int
+	owned   int // files named by OS package file lists so far
 	// dir, for a directory scan, is the directory read (files are used
 	// where they are, never copied).
 	dir     *os.Root
@@ -50,6 +51,10 @@ func (c *collector) close() error {
 	c.root.Close()
 	return os.RemoveAll(c.tempDir)
 }
+
+// maxOwnedPerLayer bounds the OS-package file names a layer result keeps
+// (the largest distribution images install a few hundred thousand files).
+const maxOwnedPerLayer = 2_000_000
 
 // tracksSymlink reports whether a symlink at p matters to composition:
 // /etc/os-release and top-level directories (usr-merge: /bin -> usr/bin).
@@ -116,8 +121,18 @@ func (c *collector) file(ctx context.Context, p string, info fs.FileInfo, body i
 	// Whatever happens below, the file at p now masks a lower layer's.
 	fr := &FileResult{}
 	c.res.Files[p] = fr
-	if max := c.x.cfg.MaxFileBytes; info.Size() > max {
-		c.res.problem(Problem{Path: p, Message: fmt.Sprintf("not read: %d bytes, over the %d-byte limit (MaxFileBytes)", info.Size(), max)})
+	ps = slices.DeleteFunc(ps, func(pl plugin) bool {
+		max, name := c.x.cfg.MaxFileBytes, "MaxFileBytes"
+		if pl.manifest() {
+			max, name = c.x.cfg.MaxManifestBytes, "MaxManifestBytes"
+		}
+		if info.Size() <= max {
+			return false
+		}
+		c.res.problem(Problem{Path: p, Extractor: pl.id(), Message: fmt.Sprintf("not read: %d bytes, over the %d-byte limit (%s)", info.Size(), max, name)})
+		return true
+	})
+	if len(ps) == 0 {
 		return nil
 	}
 
@@ -160,6 +175,12 @@ func (c *collector) file(ctx context.Context, p string, info fs.FileInfo, body i
 			}
 			c.res.problem(Problem{Path: p, Extractor: pl.id(), Message: err.Error()})
 		}
+	}
+	c.owned += len(fr.Owns)
+	if c.owned > maxOwnedPerLayer {
+		c.res.problem(Problem{Path: p, Message: fmt.Sprintf("file lists of OS packages name more than %d files in this layer; the rest are not kept (language packages they own may be reported twice)", maxOwnedPerLayer)})
+		fr.Owns = fr.Owns[:max(0, len(fr.Owns)-(c.owned-maxOwnedPerLayer))]
+		c.owned = maxOwnedPerLayer
 	}
 	// Extractors may report in map order: make results reproducible.
 	slices.SortStableFunc(fr.Packages, func(a, b Package) int {

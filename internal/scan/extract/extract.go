@@ -44,6 +44,10 @@ type Config struct {
 	// one is skipped and listed as a problem); it also caps nested
 	// archives a Java archive holds. Default 512 MiB.
 	MaxFileBytes int64
+	// MaxManifestBytes caps the size of a package database, lockfile or
+	// metadata file, which extractors parse whole in memory (dpkg status,
+	// apk database, package-lock.json, METADATA, ...). Default 64 MiB.
+	MaxManifestBytes int64
 	// MaxMemoryFileBytes is the largest file read into memory; larger ones
 	// go to a file in the private temp dir. Default 8 MiB (at most
 	// MaxFileBytes).
@@ -55,12 +59,14 @@ type Config struct {
 	Cache LayerCache
 }
 
-// DefaultConfig returns the defaults: layers.DefaultLimits, files up to
-// 512 MiB, up to 8 MiB of them in memory, the system temp dir, no cache.
+// DefaultConfig returns the defaults: layers.DefaultLimits, binaries and
+// archives up to 512 MiB, package databases and manifests up to 64 MiB,
+// files up to 8 MiB read in memory, the system temp dir, no cache.
 func DefaultConfig() Config {
 	return Config{
 		Limits:             layers.DefaultLimits(),
 		MaxFileBytes:       512 << 20,
+		MaxManifestBytes:   64 << 20,
 		MaxMemoryFileBytes: 8 << 20,
 	}
 }
@@ -73,6 +79,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFileBytes == 0 {
 		c.MaxFileBytes = d.MaxFileBytes
+	}
+	if c.MaxManifestBytes == 0 {
+		c.MaxManifestBytes = min(d.MaxManifestBytes, c.MaxFileBytes)
 	}
 	if c.MaxMemoryFileBytes == 0 {
 		c.MaxMemoryFileBytes = min(d.MaxMemoryFileBytes, c.MaxFileBytes)
@@ -89,6 +98,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxFileBytes < 0:
 		return fmt.Errorf("extract: MaxFileBytes must be positive, got %d", c.MaxFileBytes)
+	case c.MaxManifestBytes < 0:
+		return fmt.Errorf("extract: MaxManifestBytes must be positive, got %d", c.MaxManifestBytes)
+	case c.MaxManifestBytes > c.MaxFileBytes:
+		return fmt.Errorf("extract: MaxManifestBytes (%d) must not exceed MaxFileBytes (%d)", c.MaxManifestBytes, c.MaxFileBytes)
 	case c.MaxMemoryFileBytes < 0:
 		return fmt.Errorf("extract: MaxMemoryFileBytes must be positive, got %d", c.MaxMemoryFileBytes)
 	case c.MaxMemoryFileBytes > c.MaxFileBytes:
@@ -131,7 +144,7 @@ func setVersion(ps []plugin, cfg Config) string {
 		ids[i] = p.id()
 	}
 	sort.Strings(ids)
-	h := sha256.Sum256(fmt.Appendf(nil, "%s|files<=%d", strings.Join(ids, ","), cfg.MaxFileBytes))
+	h := sha256.Sum256(fmt.Appendf(nil, "%s|files<=%d|manifests<=%d", strings.Join(ids, ","), cfg.MaxFileBytes, cfg.MaxManifestBytes))
 	return fmt.Sprintf("extract/%d scalibr/%s %s", resultSchema, scalibrVersion(), hex.EncodeToString(h[:8]))
 }
 

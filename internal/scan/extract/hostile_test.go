@@ -158,8 +158,8 @@ func sparseTar(t testing.TB, name string, realSize int64, data string, more ...e
 }
 
 // TestHugeSparseFile: a 10 GiB sparse file no extractor wants is walked
-// past; one an extractor wants is not read (over MaxFileBytes), listed as
-// a problem, and masks the lower layer's file at its path; the scan goes
+// past; one an extractor wants is not read (over MaxManifestBytes), listed
+// as a problem, and masks the lower layer's file at its path; the scan goes
 // on with the rest of the layer.
 func TestHugeSparseFile(t *testing.T) {
 	const tenGiB = 10 << 30
@@ -187,7 +187,7 @@ func TestHugeSparseFile(t *testing.T) {
 				t.Fatalf("file result for %s: %v", name, fr)
 			}
 			if wanted {
-				if len(fr.Packages) != 0 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Message, "over the 536870912-byte limit (MaxFileBytes)") {
+				if len(fr.Packages) != 0 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Message, "over the 67108864-byte limit (MaxManifestBytes)") {
 					t.Errorf("result %+v, problems %+v; want no packages and a MaxFileBytes problem", fr, res.Problems)
 				}
 			}

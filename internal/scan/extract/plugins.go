@@ -46,6 +46,10 @@ type plugin interface {
 	// needsRealFile reports whether extract needs in.Root/in.Path to name a
 	// real file on disk (rpm databases are opened by path).
 	needsRealFile() bool
+	// manifest reports whether the plugin parses whole files in memory
+	// (package databases, lockfiles, metadata): those are capped by
+	// Config.MaxManifestBytes, binaries and archives by MaxFileBytes.
+	manifest() bool
 	// extract reads one wanted file and adds what it found to out.
 	extract(ctx context.Context, in *fileInput, out *FileResult) error
 }
@@ -96,22 +100,23 @@ func newPlugins(maxFileBytes int64) ([]plugin, error) {
 		new     func(*cpb.PluginConfig) (filesystem.Extractor, error)
 		kind    osKind
 		disk    bool
+		binary  bool
 		wantsFn func(p string) bool // extra path condition of ours, nil for none
 		filter  func(*fileInput, []*scalibrextractor.Package) ([]*scalibrextractor.Package, error)
 	}
 	ctors := []ctor{
 		{new: dpkg.New, kind: osDpkg},
 		{new: apk.New, kind: osApk},
-		{new: rpm.New, kind: osRpm, disk: true},
-		{new: gobinary.New},
-		{new: cargoauditable.New, filter: cratesIOOnly},
+		{new: rpm.New, kind: osRpm, disk: true, binary: true},
+		{new: gobinary.New, binary: true},
+		{new: cargoauditable.New, binary: true, filter: cratesIOOnly},
 		{new: packagelockjson.New},
 		// Only installed packages: node_modules/NAME/package.json and
 		// node_modules/@SCOPE/NAME/package.json, not every package.json of
 		// an application's sources or a package's test fixtures.
 		{new: packagejson.New, wantsFn: installedNodeModule},
-		{new: wheelegg.New},
-		{new: archive.New},
+		{new: wheelegg.New}, // .whl and .egg zips are small: capped as manifests
+		{new: archive.New, binary: true},
 		{new: gemspec.New, wantsFn: installedGemspec},
 		{new: depsjson.New},
 	}
@@ -121,7 +126,7 @@ func newPlugins(maxFileBytes int64) ([]plugin, error) {
 		if err != nil {
 			return nil, fmt.Errorf("extract: creating scalibr extractor: %w", err)
 		}
-		ps = append(ps, &scalibrPlugin{ex: ex, kind: c.kind, disk: c.disk, wantsFn: c.wantsFn, filter: c.filter})
+		ps = append(ps, &scalibrPlugin{ex: ex, kind: c.kind, disk: c.disk, binary: c.binary, wantsFn: c.wantsFn, filter: c.filter})
 	}
 	return ps, nil
 }
@@ -161,6 +166,7 @@ type scalibrPlugin struct {
 	ex      filesystem.Extractor
 	kind    osKind
 	disk    bool
+	binary  bool // reads binaries, archives or databases, not text
 	wantsFn func(string) bool
 	// filter, when set, drops packages the extractor reports that are not
 	// what their ecosystem says.
@@ -169,6 +175,7 @@ type scalibrPlugin struct {
 
 func (s *scalibrPlugin) id() string          { return fmt.Sprintf("%s@%d", s.ex.Name(), s.ex.Version()) }
 func (s *scalibrPlugin) needsRealFile() bool { return s.disk }
+func (s *scalibrPlugin) manifest() bool      { return !s.binary }
 
 func (s *scalibrPlugin) wants(p string, info fs.FileInfo) bool {
 	if s.wantsFn != nil && !s.wantsFn(p) {
@@ -404,6 +411,7 @@ const maxOSReleaseBytes = 64 << 10
 
 func (osReleasePlugin) id() string          { return osReleaseID + "@1" }
 func (osReleasePlugin) needsRealFile() bool { return false }
+func (osReleasePlugin) manifest() bool      { return true }
 
 func (osReleasePlugin) wants(p string, info fs.FileInfo) bool {
 	return isOSReleasePath(p) && info.Size() <= maxOSReleaseBytes
@@ -472,6 +480,7 @@ type dpkgListsPlugin struct{}
 
 func (dpkgListsPlugin) id() string          { return dpkgListsID + "@1" }
 func (dpkgListsPlugin) needsRealFile() bool { return false }
+func (dpkgListsPlugin) manifest() bool      { return true }
 
 func (dpkgListsPlugin) wants(p string, info fs.FileInfo) bool {
 	dir, base := path.Split(p)
