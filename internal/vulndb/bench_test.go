@@ -176,6 +176,15 @@ func setupInventories(b *testing.B, n int) (*Service, map[string][]string) {
 			b.Fatal(err)
 		}
 		defer raw.Close()
+		// Building the lookup index once after the rows is much faster
+		// than maintaining it row by row.
+		var indexDDL string
+		if err := raw.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE name = 'inventory_packages_lookup'`).Scan(&indexDDL); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := raw.ExecContext(ctx, `DROP INDEX inventory_packages_lookup`); err != nil {
+			b.Fatal(err)
+		}
 		for _, q := range []string{
 			`WITH RECURSIVE n(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM n WHERE i < $2)
 			 INSERT INTO inventories (id, digest, platform, distro_id, distro_version, distro_codename, data, updated_at)
@@ -188,6 +197,9 @@ func setupInventories(b *testing.B, n int) (*Service, map[string][]string) {
 			if _, err := raw.ExecContext(ctx, q, benchTemplates+1, n, benchTemplates); err != nil {
 				b.Fatal(err)
 			}
+		}
+		if _, err := raw.ExecContext(ctx, indexDDL); err != nil {
+			b.Fatal(err)
 		}
 	}
 	if got, err := db.InventoryCount(ctx); err != nil || got != int64(n) {
