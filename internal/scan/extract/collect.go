@@ -107,9 +107,8 @@ func (c *collector) hardlink(p, target string, info fs.FileInfo) {
 
 // file reads the regular file at p when plugins want it: from body (a tar
 // entry) or, for a directory scan, from the file in place. An error return
-// stops the layer:
-// only a broken stream or cancellation does that; a file the plugins
-// cannot parse is recorded as a problem.
+// stops the layer: only a broken stream or cancellation does that; a file
+// too large or that the plugins cannot parse is recorded as a problem.
 func (c *collector) file(ctx context.Context, p string, info fs.FileInfo, body io.Reader) error {
 	// Plugins are asked with the size capped at MaxFileBytes, so that a
 	// file too large for them is still known as theirs: it masks the file

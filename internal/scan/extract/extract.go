@@ -198,9 +198,10 @@ func (x *Extractor) Image(ctx context.Context, img v1.Image) (*inventory.Invento
 // Layer returns the result of one layer: from the cache when a result of
 // this diffID is there and was verified for this blob digest, else by
 // reading the blob (once, however many callers ask at the same time) and
-// verifying it against its digest and diffID before caching it. Some
-// v1.Layers compute DiffID by reading the layer; Image takes diffIDs from
-// the image config instead.
+// verifying it against its digest and diffID before caching it; callers
+// sharing a read share its outcome, cancellation included. Some v1.Layers
+// compute DiffID by reading the layer; Image takes diffIDs from the image
+// config instead.
 func (x *Extractor) Layer(ctx context.Context, l v1.Layer) (*LayerResult, error) {
 	diffID, err := l.DiffID()
 	if err != nil {

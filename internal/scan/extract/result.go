@@ -13,6 +13,7 @@ const resultSchema = 1
 // so it can be cached by the layer's diffID: the packages of each file the
 // extractors read, keyed by that file's path, the whiteouts and opaque
 // directories that hide lower layers' files, and what could not be read.
+// Results an Extractor returns may be shared between callers: read-only.
 type LayerResult struct {
 	Schema int `json:"schema"`
 	// Digests are compressed blob digests verified to expand to this
