@@ -233,6 +233,15 @@ type ScanReportStore interface {
 	// ManifestRepositories lists up to limit (0: all) repositories that
 	// store manifest digest, by name.
 	ManifestRepositories(ctx context.Context, digest string, limit int) ([]string, error)
+	// IndexesOf lists the stored image indexes that list manifest digest
+	// as a child, ordered by repository and digest.
+	IndexesOf(ctx context.Context, digest string) ([]ManifestRef, error)
+}
+
+// ManifestRef names a manifest stored in a repository.
+type ManifestRef struct {
+	Repository string
+	Digest     string
 }
 
 // ScanSettings are a project's scan settings.

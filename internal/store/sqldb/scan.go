@@ -562,6 +562,26 @@ func (db *DB) ManifestRepositories(ctx context.Context, digest string, n int) ([
 	return out, db.wrap(err)
 }
 
+// IndexesOf lists the stored indexes that list manifest digest.
+func (db *DB) IndexesOf(ctx context.Context, digest string) ([]store.ManifestRef, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT r.name, mr.manifest_digest FROM manifest_references mr
+		JOIN repositories r ON r.id = mr.repository_id WHERE mr.digest = $1 AND mr.kind = 'manifest'
+		ORDER BY r.name, mr.manifest_digest`, digest)
+	if err != nil {
+		return nil, db.wrap(err)
+	}
+	defer rows.Close()
+	out := []store.ManifestRef{}
+	for rows.Next() {
+		var m store.ManifestRef
+		if err := rows.Scan(&m.Repository, &m.Digest); err != nil {
+			return nil, db.wrap(err)
+		}
+		out = append(out, m)
+	}
+	return out, db.wrap(rows.Err())
+}
+
 // ScanSettings returns the project's scan settings.
 func (db *DB) ScanSettings(ctx context.Context, project string) (store.ScanSettings, error) {
 	var id int64

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -388,6 +389,37 @@ var scanReportTests = []test{
 		ok(t, err)
 		if !slices.Equal(repos, []string{"p/app"}) {
 			t.Errorf("ManifestRepositories limit 1 = %v", repos)
+		}
+	}},
+	{"indexes of a manifest", func(t *testing.T, e *env) {
+		e.project("p")
+		amd := e.image("p/r", "amd64")
+		arm := e.image("p/r", "arm64")
+		for _, name := range []string{"index", "index2"} {
+			ok(t, e.s.PutBlob(e.ctx, dig(name), 5))
+			refs := []store.Reference{{Digest: amd.Digest, Kind: store.RefManifest, Required: true}}
+			if name == "index" {
+				refs = append(refs, store.Reference{Digest: arm.Digest, Kind: store.RefManifest, Required: true})
+			}
+			ok(t, e.s.PutManifest(e.ctx, &store.Manifest{Repository: "p/r", Digest: dig(name),
+				MediaType: "application/vnd.oci.image.index.v1+json", Size: 5, References: refs}, nil))
+		}
+		got, err := e.s.IndexesOf(e.ctx, amd.Digest.String())
+		ok(t, err)
+		want := []store.ManifestRef{{Repository: "p/r", Digest: dig("index").String()}, {Repository: "p/r", Digest: dig("index2").String()}}
+		slices.SortFunc(want, func(a, b store.ManifestRef) int { return strings.Compare(a.Digest, b.Digest) })
+		if !slices.Equal(got, want) {
+			t.Errorf("IndexesOf(amd64) = %v, want %v", got, want)
+		}
+		got, err = e.s.IndexesOf(e.ctx, arm.Digest.String())
+		ok(t, err)
+		if len(got) != 1 || got[0].Digest != dig("index").String() {
+			t.Errorf("IndexesOf(arm64) = %v", got)
+		}
+		got, err = e.s.IndexesOf(e.ctx, dig("index").String())
+		ok(t, err)
+		if len(got) != 0 {
+			t.Errorf("IndexesOf(index) = %v", got)
 		}
 	}},
 }
