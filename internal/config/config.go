@@ -40,6 +40,7 @@ type Config struct {
 	Log      Log      `yaml:"log"`
 	Registry Registry `yaml:"registry"`
 	Vulndb   Vulndb   `yaml:"vulndb"`
+	Scan     Scan     `yaml:"scan"`
 }
 
 // Database selects the metadata database.
@@ -141,6 +142,7 @@ func Default() Config {
 		Log:      Log{Level: "info", Format: "text"},
 		Registry: Registry{MaxManifestBytes: 4 << 20},
 		Vulndb:   defaultVulndb(),
+		Scan:     defaultScan(),
 	}
 }
 
@@ -221,5 +223,6 @@ func (c *Config) Validate() error {
 		bad("registry.maxManifestBytes", "must be at least 4194304 (4 MiB, the spec's minimum), got %d", c.Registry.MaxManifestBytes)
 	}
 	c.validateVulndb(bad)
+	c.validateScan(bad)
 	return errors.Join(errs...)
 }
