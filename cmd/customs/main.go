@@ -35,7 +35,7 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 	}
 	root.AddCommand(newServeCmd(), newProjectCmd(), newGCCmd(), newConfigCmd(),
-		newLoginCmd(), newLogoutCmd(), newUserCmd(), newRobotCmd(), newAuditCmd(), newVulndbCmd())
+		newLoginCmd(), newLogoutCmd(), newUserCmd(), newRobotCmd(), newAuditCmd(), newVulndbCmd(), newScanCmd())
 	return root
 }
 
@@ -44,6 +44,15 @@ func newRootCmd() *cobra.Command {
 func exitCode(err error) int {
 	if err == nil {
 		return 0
+	}
+	// A command that chose its exit code (customs scan: 1 --fail-on met,
+	// 2 error).
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "customs:", errorText(ee.err))
+		}
+		return ee.code
 	}
 	var ae *apperr.Error
 	if errors.As(err, &ae) {
