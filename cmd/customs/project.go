@@ -136,6 +136,26 @@ func newProjectCmd() *cobra.Command {
 		},
 	}
 	set.Flags().BoolVar(&setPublic, "public", true, "public (true) or private (false)")
-	cmd.AddCommand(create, list, del, set, newMemberCmd(cf))
+
+	var scanOnPush bool
+	setScan := &cobra.Command{
+		Use:   "set-scan-on-push NAME",
+		Short: "Scan every manifest pushed to a project (--enabled, the default) or not (--enabled=false)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.SetScanOnPush(cmd.Context(), args[0], scanOnPush)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "project %s scanOnPush=%v\n", p.Name, scanOnPush)
+			return nil
+		},
+	}
+	setScan.Flags().BoolVar(&scanOnPush, "enabled", true, "scan on push (true) or not (false)")
+	cmd.AddCommand(create, list, del, set, setScan, newMemberCmd(cf))
 	return cmd
 }

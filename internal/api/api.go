@@ -76,6 +76,10 @@ type Options struct {
 	Version string
 	// Vulndb, if not nil, is served under /api/v1/vulndb.
 	Vulndb VulnDB
+	// Scans and ScanStore, if not nil, serve scan reports, SBOMs, scan
+	// requests and the queue (see scanRoutes), and projects' scanOnPush.
+	Scans     Scanner
+	ScanStore ScanStore
 }
 
 // maxBody caps JSON request bodies.
@@ -114,6 +118,9 @@ func New(opts Options) http.Handler {
 	}
 	if opts.Vulndb != nil {
 		h.vulndbRoutes(mux)
+	}
+	if opts.Scans != nil && opts.ScanStore != nil {
+		h.scanRoutes(mux)
 	}
 	mux.Handle("/api/", h.wrap(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 		return apperr.Errorf(apperr.ENOTFOUND, "no API endpoint %s %s", r.Method, r.URL.Path)
@@ -252,6 +259,9 @@ type Project struct {
 	Name      string    `json:"name"`
 	Public    bool      `json:"public"`
 	CreatedAt time.Time `json:"createdAt"`
+	// ScanOnPush says whether pushed manifests are scanned (shown by GET
+	// and PATCH of one project when the server scans).
+	ScanOnPush *bool `json:"scanOnPush,omitempty"`
 }
 
 func toProject(p store.Project) Project {

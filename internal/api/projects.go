@@ -91,7 +91,24 @@ func (h *handler) getProject(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toProject(*pr.Project))
+	out := toProject(*pr.Project)
+	if err := h.withScanSettings(r, &out); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// withScanSettings fills out's ScanOnPush when the server scans.
+func (h *handler) withScanSettings(r *http.Request, out *Project) error {
+	if h.opts.ScanStore == nil {
+		return nil
+	}
+	s, err := h.opts.ScanStore.ScanSettings(r.Context(), out.Name)
+	if err != nil {
+		return err
+	}
+	out.ScanOnPush = &s.ScanOnPush
 	return nil
 }
 
@@ -99,6 +116,8 @@ func (h *handler) getProject(w http.ResponseWriter, r *http.Request, p auth.Prin
 // fields are left unchanged.
 type UpdateProjectRequest struct {
 	Public *bool `json:"public"`
+	// ScanOnPush turns scanning of pushed manifests on or off.
+	ScanOnPush *bool `json:"scanOnPush"`
 }
 
 func (h *handler) updateProject(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -118,13 +137,26 @@ func (h *handler) updateProject(w http.ResponseWriter, r *http.Request, p auth.P
 		details["public"] = strconv.FormatBool(*req.Public)
 		pr.Public = *req.Public
 	}
+	if req.ScanOnPush != nil {
+		if h.opts.ScanStore == nil {
+			return apperr.Errorf(apperr.EINVALID, "scanOnPush: this server does not scan")
+		}
+		details["scanOnPush"] = strconv.FormatBool(*req.ScanOnPush)
+		if err := h.opts.ScanStore.PutScanSettings(r.Context(), pr.Name, store.ScanSettings{ScanOnPush: *req.ScanOnPush}); err != nil {
+			return err
+		}
+	}
 	if err := h.opts.Store.UpdateProject(r.Context(), pr.Project); err != nil {
 		return err
 	}
 	h.opts.Auth.ForgetPermissions() // public projects grant anyone pull
 	reqLogger(r, h).Info("project updated", "project", pr.Name, "public", pr.Public, "by", p.Name)
 	h.audit(r, p, audit.Event{Action: auditProjectUpdate, Resource: "project:" + pr.Name, Project: pr.Name, Details: details})
-	writeJSON(w, http.StatusOK, toProject(*pr.Project))
+	out := toProject(*pr.Project)
+	if err := h.withScanSettings(r, &out); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/customs-dev/customs/internal/gc"
 	"github.com/customs-dev/customs/internal/registry"
 	"github.com/customs-dev/customs/internal/reqlog"
+	"github.com/customs-dev/customs/internal/scan"
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/postgres"
 	"github.com/customs-dev/customs/internal/store/sqlite"
@@ -53,6 +54,8 @@ type Server struct {
 	Audit *audit.Writer
 	// Vulndb is the vulnerability database.
 	Vulndb *vulndb.Service
+	// Scanner scans pushed images and keeps their reports current.
+	Scanner *scan.Scanner
 
 	uploadSecret []byte
 	oidc         http.Handler // nil without auth.oidc
@@ -135,6 +138,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if s.Vulndb, err = OpenVulnDB(cfg, s.Store, s.logger.With("component", "vulndb")); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("vulnerability database: %w", err)
+	}
+	if s.Scanner, err = s.openScanner(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("scanner: %w", err)
 	}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics.MustRegister(newStorageCollector(s.Store))
@@ -236,7 +243,7 @@ func (s *Server) routes() http.Handler {
 		LoggerFrom:       reqlog.From,
 		AllowSparse:      s.cfg.Registry.AllowSparse,
 		MaxManifestBytes: s.cfg.Registry.MaxManifestBytes,
-		Events:           registryaudit.New(s.Audit),
+		Events:           fanOut{registryaudit.New(s.Audit), scanOnPush{s.Scanner}},
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", reg)
@@ -246,7 +253,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("/api/v1/auth/oidc/", s.oidc)
 	}
 	mux.Handle("/api/", api.New(api.Options{Store: s.Store, Auth: s.Auth, Logger: s.logger, Version: s.version,
-		Recorder: s.Audit, AuditLog: s.Store, Vulndb: s.Vulndb}))
+		Recorder: s.Audit, AuditLog: s.Store, Vulndb: s.Vulndb, Scans: s.Scanner, ScanStore: s.Store}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
@@ -319,6 +326,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.runVulnUpdateLoop(workers, iv) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.runScanner(workers) }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
