@@ -7,7 +7,7 @@
 #                    as a service), and PostgreSQL when nothing answers on
 #                    127.0.0.1:5432 (then it is also started)
 #   Go tools         crane, oras, regctl, the OCI conformance suite, the
-#                    CNCF distribution registry and govulncheck, pinned, built into
+#                    CNCF distribution registry, govulncheck and syft, pinned, built into
 #                    $CACHE/bin (stamp files record which version is there)
 #   Test images      a Debian bookworm OCI layout built with mmdebstrap from
 #                    Debian's archive, in $CACHE/images/debian-bookworm
@@ -142,6 +142,10 @@ go_tool registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 # cover (test/crosscheck), reading the same Go advisories laid out as its
 # database.
 go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# syft, whose OS package set on the Debian image customs' inventory must
+# equal (test/scancli), and which bench/scan runs side by side with
+# `customs scan`.
+go_tool syft github.com/anchore/syft/cmd/syft@v1.57.0
 
 # --- Test images ------------------------------------------------------------
 
