@@ -184,22 +184,39 @@ func (s *Service) importSource(ctx context.Context, src Source) Result {
 
 // read reads src and imports what it holds.
 func (s *Service) read(ctx context.Context, src Source, p *Progress, r *Result) error {
-	stored, err := s.st.VulnHashes(ctx, src.Name)
-	if err != nil {
-		return err
+	// The stored hashes are read once the source turns out to have
+	// changed (its first file), not for an unchanged one.
+	var c *collector
+	collect := func() (*collector, error) {
+		if c != nil {
+			return c, nil
+		}
+		stored, err := s.st.VulnHashes(ctx, src.Name)
+		if err != nil {
+			return nil, err
+		}
+		c = newCollector(src.Name, stored, func(read, changed, errs int) {
+			s.update(p, func(p *Progress) { p.Read, p.Changed, p.Errors = read, changed, errs })
+		})
+		return c, nil
 	}
-	c := newCollector(src.Name, stored, func(read, changed, errs int) {
-		s.update(p, func(p *Progress) { p.Read, p.Changed, p.Errors = read, changed, errs })
-	})
 	w := &walker{
 		lim: limits{record: s.opts.MaxRecordSize, feed: s.opts.MaxFeedSize, total: s.opts.MaxSourceSize},
 		file: func(name string, data []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			c, err := collect()
+			if err != nil {
+				return err
+			}
 			return c.file(name, data)
 		},
-		recErr: func(name string, err error) { c.recordErr(name, "", err) },
+		recErr: func(name string, err error) {
+			if c, cerr := collect(); cerr == nil {
+				c.recordErr(name, "", err)
+			}
+		},
 	}
 	imp := &store.VulnImport{Source: src.Name, Location: src.Location}
 	prev, err := s.sourceState(ctx, src.Name)
@@ -226,6 +243,9 @@ func (s *Service) read(ctx context.Context, src Source, p *Progress, r *Result) 
 		}
 		r.Revision = st.Revision
 		return s.st.RecordVulnAttempt(ctx, store.VulnAttempt{Source: src.Name, Location: src.Location})
+	}
+	if _, err := collect(); err != nil {
+		return err
 	}
 	records := c.finish()
 	r.Read, r.Skipped = c.read, c.errs
