@@ -199,8 +199,9 @@ type VulnStore interface {
 }
 
 // InventoryKey identifies a stored inventory: the scanner keys an image's
-// inventory by its manifest digest and platform ("linux/amd64"; "" when the
-// manifest is not part of an index).
+// inventory by its manifest digest and the platform its config names
+// ("linux/amd64"; "" when it names none), so a digest has one key whether
+// it was pushed alone or in an index.
 type InventoryKey struct {
 	Digest   string
 	Platform string
