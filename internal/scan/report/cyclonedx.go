@@ -96,11 +96,13 @@ func EncodeCycloneDX(w io.Writer, r *Report, opts Options) error {
 			props = append(props, cdx.Property{Name: cdxPropLayer, Value: p.Layer})
 		}
 		c.Properties = &props
-		if len(p.Locations) > 0 {
-			occ := make([]cdx.EvidenceOccurrence, 0, len(p.Locations))
-			for _, l := range p.Locations {
+		var occ []cdx.EvidenceOccurrence
+		for _, l := range p.Locations {
+			if l != "" {
 				occ = append(occ, cdx.EvidenceOccurrence{Location: l})
 			}
+		}
+		if len(occ) > 0 {
 			c.Evidence = &cdx.Evidence{Occurrences: &occ}
 		}
 		comps = append(comps, c)
@@ -140,9 +142,13 @@ func cdxVulnerability(id string, fs []Finding, refs map[string]string) cdx.Vulne
 	if len(first.Aliases) > 0 {
 		rs := make([]cdx.VulnerabilityReference, 0, len(first.Aliases))
 		for _, a := range first.Aliases {
-			rs = append(rs, cdx.VulnerabilityReference{ID: a, Source: aliasSource(a)})
+			if a != "" && a != id {
+				rs = append(rs, cdx.VulnerabilityReference{ID: a, Source: aliasSource(a)})
+			}
 		}
-		v.References = &rs
+		if len(rs) > 0 {
+			v.References = &rs
+		}
 	}
 	var ratings []cdx.VulnerabilityRating
 	var seenRatings []severity.Rating
@@ -164,15 +170,22 @@ func cdxVulnerability(id string, fs []Finding, refs map[string]string) cdx.Vulne
 		if !slices.Contains(statuses, string(f.Status)) {
 			statuses = append(statuses, string(f.Status))
 		}
-		versions := []cdx.AffectedVersions{{Version: f.InstalledVersion, Status: cdx.VulnerabilityStatusAffected}}
-		if len(f.FixedVersions) > 0 {
-			versions = append(versions, cdx.AffectedVersions{Version: f.FixedVersions[0], Status: cdx.VulnerabilityStatusNotAffected})
-		}
 		ref, ok := refs[packageKey(f.Package)]
 		if !ok {
 			continue // not in the inventory the report carries: nothing to point at
 		}
-		affects = append(affects, cdx.Affects{Ref: "package-" + ref, Range: &versions})
+		var versions []cdx.AffectedVersions
+		if f.InstalledVersion != "" {
+			versions = append(versions, cdx.AffectedVersions{Version: f.InstalledVersion, Status: cdx.VulnerabilityStatusAffected})
+		}
+		if len(f.FixedVersions) > 0 && f.FixedVersions[0] != "" {
+			versions = append(versions, cdx.AffectedVersions{Version: f.FixedVersions[0], Status: cdx.VulnerabilityStatusNotAffected})
+		}
+		a := cdx.Affects{Ref: "package-" + ref}
+		if len(versions) > 0 {
+			a.Range = &versions
+		}
+		affects = append(affects, a)
 	}
 	v.Ratings = &ratings
 	v.Recommendation = strings.Join(fixes, "\n")
@@ -182,7 +195,7 @@ func cdxVulnerability(id string, fs []Finding, refs map[string]string) cdx.Vulne
 	v.Properties = &[]cdx.Property{{Name: cdxPropFixStatus, Value: strings.Join(statuses, ",")}}
 	var advs []cdx.Advisory
 	for _, ref := range first.References {
-		if !strings.HasPrefix(ref.URL, "https://") && !strings.HasPrefix(ref.URL, "http://") {
+		if !webURL(ref.URL) {
 			continue
 		}
 		advs = append(advs, cdx.Advisory{Title: ref.Type, URL: ref.URL})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -179,7 +180,7 @@ func EncodeSARIF(w io.Writer, r *Report, opts Options) error {
 			rule.Properties["security-severity"] = s
 		}
 		for _, ref := range fs[0].References {
-			if strings.HasPrefix(ref.URL, "https://") || strings.HasPrefix(ref.URL, "http://") {
+			if webURL(ref.URL) {
 				rule.HelpURI = ref.URL
 				break
 			}
@@ -189,10 +190,14 @@ func EncodeSARIF(w io.Writer, r *Report, opts Options) error {
 	}
 
 	for _, f := range r.Findings {
-		uri := opts.Subject
-		if len(f.Package.Locations) > 0 {
-			uri = f.Package.Locations[0]
+		where := opts.Subject
+		if len(f.Package.Locations) > 0 && f.Package.Locations[0] != "" {
+			where = f.Package.Locations[0]
 		}
+		// A path as a relative URI reference: spaces, control characters
+		// and non-ASCII bytes percent-encoded, "./" before a first segment
+		// holding a colon.
+		uri := (&url.URL{Path: where}).String()
 		h := sha256.Sum256([]byte(f.Key()))
 		res := sarifResult{
 			RuleID:              f.AdvisoryID,

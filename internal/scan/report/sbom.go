@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,6 +91,13 @@ func documentUUID(r *Report, o Options, format Format) uuid.UUID {
 	_ = enc.Encode(r) // a Report always encodes
 	_ = enc.Encode([]string{string(format), o.Subject, o.ToolName, o.ToolVersion, o.Created.String()})
 	return uuid.NewSHA1(uuid.NameSpaceURL, h.Sum(nil))
+}
+
+// webURL reports whether s is an absolute http(s) URL that parses, the
+// only references formats with a URI type are given.
+func webURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && !strings.ContainsAny(s, " \t\r\n")
 }
 
 // findingsByAdvisory groups r's findings per advisory id, in the order
