@@ -62,6 +62,12 @@ type Package struct {
 	Layer string `json:"layer,omitempty"`
 	// Locations are the paths the package was found at.
 	Locations []string `json:"locations,omitempty"`
+	// Platform is "GOOS/GOARCH" ("linux/amd64") for packages whose
+	// advisories may be platform-specific, currently those of Go binaries
+	// (from the binary's build settings); either part is empty when the
+	// binary does not record it. Empty when unknown or not applicable:
+	// the package is then matched against advisories of every platform.
+	Platform string `json:"platform,omitempty"`
 }
 
 // Inventory is everything found in one image (one platform of it).

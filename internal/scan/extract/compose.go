@@ -118,7 +118,7 @@ func carryOver(old *live, fr *FileResult, i int) *live {
 
 // identity is what makes a package the same one in two layers.
 func identity(p Package) string {
-	return strings.Join([]string{p.Extractor, p.Name, p.Version, p.Arch, p.SourceName, p.SourceVersion}, "\x00")
+	return strings.Join([]string{p.Extractor, p.Name, p.Version, p.Arch, p.SourceName, p.SourceVersion, p.Platform}, "\x00")
 }
 
 func inventoryOf(state map[string]*live, ids []string) *inventory.Inventory {
@@ -176,17 +176,18 @@ func inventoryOf(state map[string]*live, ids []string) *inventory.Inventory {
 	}
 	slices.SortFunc(inv.Packages, func(a, b inventory.Package) int {
 		return cmp.Or(cmp.Compare(a.Ecosystem, b.Ecosystem), cmp.Compare(a.Name, b.Name),
-			cmp.Compare(a.Version, b.Version), cmp.Compare(a.PURL, b.PURL))
+			cmp.Compare(a.Version, b.Version), cmp.Compare(a.PURL, b.PURL), cmp.Compare(a.Platform, b.Platform))
 	})
 	return inv
 }
 
 // mergeKey says which packages are one: an OS package is one per
 // ecosystem, name, version and PURL (which holds the architecture); a
-// language package per ecosystem, name and version (extractors qualify
-// PURLs differently, a lockfile and node_modules for one).
+// language package per ecosystem, name, version and platform (extractors
+// qualify PURLs differently, a lockfile and node_modules for one; a module
+// in Go binaries of two platforms may have advisories of one only).
 func mergeKey(p Package, ip inventory.Package) string {
-	k := []string{ip.Ecosystem, ip.Name, ip.Version}
+	k := []string{ip.Ecosystem, ip.Name, ip.Version, ip.Platform}
 	if p.Ecosystem == "" {
 		k = append(k, ip.PURL)
 	}
@@ -261,6 +262,7 @@ func toInventory(p Package, osr map[string]string) inventory.Package {
 		SourceName:    p.SourceName,
 		SourceVersion: p.SourceVersion,
 		PURL:          p.PURL,
+		Platform:      p.Platform,
 	}
 	for _, l := range p.Locations {
 		// Cleaned: a path inside an archive comes from the archive.

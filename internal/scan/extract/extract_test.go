@@ -1,11 +1,14 @@
 package extract
 
 import (
+	"bytes"
 	"context"
+	"debug/buildinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -114,11 +117,121 @@ func TestGoBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := strings.TrimPrefix(gover, "go")
-	golden(t, "gobinary", inv, diffIDs(t, img), map[string]string{`"` + v + `"`: `"GOVERSION"`, "@" + v + `"`: `@GOVERSION"`})
+	host := runtime.GOOS + "/" + runtime.GOARCH
+	golden(t, "gobinary", inv, diffIDs(t, img), map[string]string{
+		`"` + v + `"`: `"GOVERSION"`, "@" + v + `"`: `@GOVERSION"`, `"platform": "` + host + `"`: `"platform": "GOOS/GOARCH"`,
+	})
 	std := find(inv, inventory.Go, "stdlib")
 	if len(std) != 1 || "go"+std[0].Version != gover {
 		t.Errorf("stdlib: %+v; want one at %s", std, gover)
 	}
+	// The binary was built for this machine: its packages say so, the OS
+	// package does not.
+	for _, p := range inv.Packages {
+		want := ""
+		if p.Ecosystem == inventory.Go {
+			want = host
+		}
+		if p.Platform != want {
+			t.Errorf("%s %s: platform %q, want %q", p.Ecosystem, p.Name, p.Platform, want)
+		}
+	}
+}
+
+// TestGoBinaryPlatform: a Go binary's packages carry the GOOS/GOARCH of
+// its build settings, not the scanning machine's or the image's; the same
+// module in binaries of two platforms is two packages, each with its own
+// locations; a binary whose build information records no platform gives
+// packages without one.
+func TestGoBinaryPlatform(t *testing.T) {
+	bin, _ := goTestBinary(t)
+	goos := otherName(runtime.GOOS, "plan9", "linux", "netbsd", "darwin", "illumos", "windows")
+	goarch := otherName(runtime.GOARCH, "arm64", "amd64", "riscv64", "ppc64le", "386", "arm")
+	other := setBuildSetting(t, setBuildSetting(t, bin, "GOOS", goos), "GOARCH", goarch)
+	none := setBuildSetting(t, setBuildSetting(t, bin, "GOOS", ""), "GOARCH", "")
+	img := imageOf(t, layerOf(t,
+		exe("usr/local/bin/host", bin),
+		exe("opt/other/app", other),
+		exe("opt/other/app2", other),
+		exe("opt/none/app", none),
+	))
+	inv, err := newExtractor(t, Config{}).Image(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type seen struct{ platform, locations string }
+	got := map[seen]bool{}
+	for _, p := range find(inv, inventory.Go, "golang.org/x/text") {
+		got[seen{p.Platform, strings.Join(p.Locations, " ")}] = true
+	}
+	want := map[seen]bool{
+		{runtime.GOOS + "/" + runtime.GOARCH, "/usr/local/bin/host"}: true,
+		{goos + "/" + goarch, "/opt/other/app /opt/other/app2"}:      true,
+		{"", "/opt/none/app"}: true,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("golang.org/x/text packages (platform, locations) = %v, want %v", got, want)
+	}
+}
+
+// otherName returns a name of names of the same length as s that is not
+// s, so that a patched binary looks like one built elsewhere, or one made
+// of "x" when none fits.
+func otherName(s string, names ...string) string {
+	for _, n := range names {
+		if len(n) == len(s) && n != s {
+			return n
+		}
+	}
+	return strings.Repeat("x", len(s))
+}
+
+// setBuildSetting returns a copy of the Go binary b whose build setting
+// key (GOOS, GOARCH) has value, of the same length as the old one, or,
+// for value "", no such setting (its key is renamed). The setting line is
+// rewritten in place, so the length-prefixed build information stays
+// well-formed; buildinfo.Read must then read what was written.
+func setBuildSetting(t *testing.T, b []byte, key, value string) []byte {
+	t.Helper()
+	bi, err := buildinfo.Read(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := ""
+	for _, s := range bi.Settings {
+		if s.Key == key {
+			old = s.Value
+		}
+	}
+	if old == "" {
+		t.Fatalf("test binary has no %s build setting", key)
+	}
+	from := "\nbuild\t" + key + "=" + old + "\n"
+	to := "\nbuild\t" + key + "=" + value + "\n"
+	if value == "" {
+		to = "\nbuild\tX" + key[1:] + "=" + old + "\n"
+	}
+	if len(to) != len(from) {
+		t.Fatalf("%s=%s does not have the length of %s=%s", key, value, key, old)
+	}
+	if !bytes.Contains(b, []byte(from)) {
+		t.Fatalf("test binary does not hold %q", from)
+	}
+	out := bytes.ReplaceAll(b, []byte(from), []byte(to))
+	bi, err = buildinfo.Read(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("patched binary: %v", err)
+	}
+	got := ""
+	for _, s := range bi.Settings {
+		if s.Key == key {
+			got = s.Value
+		}
+	}
+	if got != value {
+		t.Fatalf("patched binary: %s=%q, want %q", key, got, value)
+	}
+	return out
 }
 
 // TestLayering: whiteouts, opaque directories, a rewritten dpkg status and

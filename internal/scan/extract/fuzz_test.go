@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -137,7 +138,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("negative MaxFileBytes accepted")
 	}
 	a, b := newExtractor(t, Config{}), newExtractor(t, Config{MaxFileBytes: 1 << 20})
-	if a.Version() == b.Version() || !strings.HasPrefix(a.Version(), "extract/1 scalibr/") {
+	if a.Version() == b.Version() || !strings.HasPrefix(a.Version(), fmt.Sprintf("extract/%d scalibr/", resultSchema)) {
 		t.Errorf("versions %q and %q: want different, naming the schema and scalibr", a.Version(), b.Version())
 	}
 }

@@ -3,6 +3,7 @@ package extract
 import (
 	"bufio"
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"io"
 	"io/fs"
@@ -103,12 +104,15 @@ func newPlugins(maxFileBytes int64) ([]plugin, error) {
 		binary  bool
 		wantsFn func(p string) bool // extra path condition of ours, nil for none
 		filter  func(*fileInput, []*scalibrextractor.Package) ([]*scalibrextractor.Package, error)
+		// platform, when set, names the platform the file's packages
+		// were built for (see inventory.Package.Platform).
+		platform func(*fileInput) string
 	}
 	ctors := []ctor{
 		{new: dpkg.New, kind: osDpkg},
 		{new: apk.New, kind: osApk},
 		{new: rpm.New, kind: osRpm, disk: true, binary: true},
-		{new: gobinary.New, binary: true},
+		{new: gobinary.New, binary: true, platform: goBinaryPlatform},
 		{new: cargoauditable.New, binary: true, filter: cratesIOOnly},
 		{new: packagelockjson.New},
 		// Only installed packages: node_modules/NAME/package.json and
@@ -126,7 +130,8 @@ func newPlugins(maxFileBytes int64) ([]plugin, error) {
 		if err != nil {
 			return nil, fmt.Errorf("extract: creating scalibr extractor: %w", err)
 		}
-		ps = append(ps, &scalibrPlugin{ex: ex, kind: c.kind, disk: c.disk, binary: c.binary, wantsFn: c.wantsFn, filter: c.filter})
+		ps = append(ps, &scalibrPlugin{ex: ex, kind: c.kind, disk: c.disk, binary: c.binary, wantsFn: c.wantsFn,
+			filter: c.filter, platform: c.platform})
 	}
 	return ps, nil
 }
@@ -171,6 +176,8 @@ type scalibrPlugin struct {
 	// filter, when set, drops packages the extractor reports that are not
 	// what their ecosystem says.
 	filter func(*fileInput, []*scalibrextractor.Package) ([]*scalibrextractor.Package, error)
+	// platform, when set, gives the Platform of every package of a file.
+	platform func(*fileInput) string
 }
 
 func (s *scalibrPlugin) id() string          { return fmt.Sprintf("%s@%d", s.ex.Name(), s.ex.Version()) }
@@ -197,11 +204,16 @@ func (s *scalibrPlugin) extract(ctx context.Context, in *fileInput, out *FileRes
 			return err
 		}
 	}
+	var platform string
+	if s.platform != nil && len(pkgs) > 0 {
+		platform = s.platform(in)
+	}
 	for _, p := range pkgs {
 		if pkg, ok := s.convert(p, in.Path); ok {
 			if pkg.SourceVersion == pkg.Version {
 				pkg.SourceVersion = ""
 			}
+			pkg.Platform = platform
 			out.Packages = append(out.Packages, pkg)
 		}
 	}
@@ -322,6 +334,31 @@ func cratesIOOnly(in *fileInput, pkgs []*scalibrextractor.Package) ([]*scalibrex
 		}
 	}
 	return out, nil
+}
+
+// goBinaryPlatform returns "GOOS/GOARCH" from the build settings of the Go
+// binary in, where govulncheck reads them (either part empty when the
+// binary does not record it, as binaries of Go before 1.18 do not), or ""
+// when it records neither or its build information cannot be read: its
+// packages are then matched against advisories of every platform.
+func goBinaryPlatform(in *fileInput) string {
+	bi, err := buildinfo.Read(in.Content)
+	if err != nil {
+		return ""
+	}
+	var goos, goarch string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "GOOS":
+			goos = s.Value
+		case "GOARCH":
+			goarch = s.Value
+		}
+	}
+	if goos == "" && goarch == "" {
+		return ""
+	}
+	return goos + "/" + goarch
 }
 
 // splitSourceRPM splits "openssl-3.0.7-27.el9.src.rpm" into "openssl" and

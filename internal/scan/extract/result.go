@@ -7,7 +7,10 @@ import (
 
 // resultSchema is the version of LayerResult's JSON form; part of the
 // extractor-set version, so a change of form never reads old cache entries.
-const resultSchema = 1
+//
+// Schema 2 added Package.Platform: a schema 1 result would give Go
+// binaries' packages no platform.
+const resultSchema = 2
 
 // LayerResult is what one layer holds, independent of every other layer,
 // so it can be cached by the layer's diffID: the packages of each file the
@@ -73,6 +76,9 @@ type Package struct {
 	// Locations: the file the package was read from (relative to the
 	// root), then for a package inside an archive its path in it.
 	Locations []string `json:"locations"`
+	// Platform is "GOOS/GOARCH" of the Go binary the package was read
+	// from (see inventory.Package.Platform); empty for other packages.
+	Platform string `json:"platform,omitempty"`
 }
 
 // Problem is a file of a layer that could not be used.
