@@ -97,9 +97,10 @@ func (e *RecordError) Unwrap() error { return e.Err }
 // Build prepares advs for matching; lk may be nil.
 //
 // Withdrawn records are left out silently. A record that fails osv
-// Validate, or one of whose event versions does not parse under its
-// ecosystem's rules, is left out with a *RecordError naming the record and
-// field. An affected entry of an unknown ecosystem is ignored with a
+// Validate, one of whose event versions does not parse under its
+// ecosystem's rules, or one with a Go entry whose ecosystem_specific is
+// not of the Go database's form (see goPlatforms), is left out with a
+// *RecordError naming the record and field. An affected entry of an unknown ecosystem is ignored with a
 // *RecordError (the record's other entries still match). The rest of the
 // index is never affected by a bad record.
 //
@@ -265,6 +266,14 @@ func (ix *Index) parseRecord(v *osv.Vulnerability) (entries []*entry, errs []err
 		if err := e.parseVersions(v.ID, af, rules, i); err != nil {
 			return nil, append(errs, err), false
 		}
+		if eco.Base == inventory.Go {
+			plats, err := goPlatforms(af.EcosystemSpecific)
+			if err != nil {
+				return nil, append(errs, &RecordError{ID: v.ID, Ecosystem: af.Package.Ecosystem,
+					Field: fmt.Sprintf("affected[%d].ecosystem_specific", i), Err: err, Dropped: true}), false
+			}
+			e.platforms = plats
+		}
 		e.wontFix = len(e.fixed) == 0 && wontFix(eco.Base, af)
 		entries[i] = e
 	}
@@ -378,6 +387,39 @@ func (r *vrange) contains(v ecosystem.Version) bool {
 		}
 	}
 	return false
+}
+
+// goPlatforms returns the GOOS/GOARCH lists of the imports of a Go
+// affected entry's ecosystem_specific (golang.org/x/vuln's
+// osv.EcosystemSpecific: {"imports": [{"path", "goos", "goarch",
+// "symbols"}]}), one per import; nil when the entry affects every
+// platform: it lists no imports, or one import restricts neither GOOS nor
+// GOARCH. ecosystem_specific of another form is an error, as it is to
+// govulncheck, which cannot read such a record.
+func goPlatforms(raw json.RawMessage) ([]goPlatform, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var es struct {
+		Imports []struct {
+			GOOS   []string `json:"goos"`
+			GOARCH []string `json:"goarch"`
+		} `json:"imports"`
+	}
+	if err := json.Unmarshal(raw, &es); err != nil {
+		return nil, err
+	}
+	if len(es.Imports) == 0 {
+		return nil, nil
+	}
+	out := make([]goPlatform, 0, len(es.Imports))
+	for _, imp := range es.Imports {
+		if len(imp.GOOS) == 0 && len(imp.GOARCH) == 0 {
+			return nil, nil
+		}
+		out = append(out, goPlatform{goos: imp.GOOS, goarch: imp.GOARCH})
+	}
+	return out, nil
 }
 
 // wontFix reports whether an affected entry says its distribution will not

@@ -20,11 +20,23 @@
 // with a SourceName is looked up by it (and its SourceVersion, when set).
 // Release-scoped entries ("Alpine:v3.9") match only packages on an image
 // of that release (see ecosystem.ReleaseKey). Go modules are matched as
-// govulncheck -scan=module does: versions without their "v", the stdlib
-// pseudo-package at the Go version the binary was built with, and a
-// package with no version matching nothing; platform (GOOS/GOARCH) and
-// symbol filters are not applied, so customs reports a superset of
-// govulncheck's module-level findings.
+// govulncheck -mode=binary -scan=module does: versions without their "v",
+// the stdlib pseudo-package at the Go version the binary was built with,
+// and a package with no version matching nothing.
+//
+// Go advisories may be platform-specific: an affected entry's
+// ecosystem_specific.imports list the packages it is about, each with the
+// GOOS and GOARCH values it affects (an empty list meaning all). As in
+// govulncheck (golang.org/x/vuln internal/vulncheck
+// affectingVulnerabilities), an entry affects a package whose Platform is
+// "GOOS/GOARCH" when it lists no imports, or when one of its imports has
+// a goos list that is empty or holds GOOS and a goarch list that is empty
+// or holds GOARCH; an empty GOOS or GOARCH (a binary that does not record
+// it, or a package with no Platform) matches every list. An entry that
+// does not affect the package's platform is left out of the finding, its
+// fixed versions too; an advisory none of whose entries affects it gives
+// no finding. Symbol and package filters are not applied, so customs
+// reports govulncheck's module-level findings.
 package match
 
 import (
@@ -121,6 +133,47 @@ type entry struct {
 	fixed   []ecosystem.Version // sorted, distinct
 	wontFix bool
 	rating  severity.Rating
+	// platforms are the GOOS/GOARCH lists of a Go entry's
+	// ecosystem_specific.imports, one per import; nil when the entry
+	// affects every platform (see the package doc).
+	platforms []goPlatform
+}
+
+// goPlatform is the goos and goarch lists of one import of a Go advisory
+// entry; an empty list allows every value.
+type goPlatform struct{ goos, goarch []string }
+
+// platform is the GOOS and GOARCH of an installed package, "" for each
+// part it does not know.
+type platform struct{ goos, goarch string }
+
+// platformOf reads inventory.Package.Platform ("linux/amd64"); a variant
+// after the architecture ("linux/arm/v7") is not part of GOARCH.
+func platformOf(s string) platform {
+	goos, rest, _ := strings.Cut(s, "/")
+	goarch, _, _ := strings.Cut(rest, "/")
+	return platform{goos: goos, goarch: goarch}
+}
+
+// onPlatform reports whether the entry affects packages of pl: it has no
+// import restriction, or one of its imports allows pl's GOOS and GOARCH
+// (govulncheck's matchesPlatform).
+func (e *entry) onPlatform(pl platform) bool {
+	if e.platforms == nil || (pl.goos == "" && pl.goarch == "") {
+		return true
+	}
+	for _, gp := range e.platforms {
+		if allows(gp.goos, pl.goos) && allows(gp.goarch, pl.goarch) {
+			return true
+		}
+	}
+	return false
+}
+
+// allows is govulncheck's matchesPlatformComponent: an empty value or an
+// empty list matches.
+func allows(list []string, v string) bool {
+	return v == "" || len(list) == 0 || slices.Contains(list, v)
 }
 
 type eventKind uint8
@@ -213,7 +266,8 @@ func resolveDistro(d *inventory.Distro) distroRelease {
 // (level, then score, highest first), then advisory id, then package
 // ecosystem, name and version. An advisory that matches the same package
 // (ecosystem, name, version) found more than once gives one finding whose
-// Package lists the locations of all of them. Findings share their
+// Package lists the locations of all of them (and has no Platform when
+// theirs differ: Go binaries of two platforms). Findings share their
 // Aliases and References slices with the index: callers must not modify
 // them.
 func (ix *Index) Match(inv *inventory.Inventory) []Finding {
@@ -239,6 +293,9 @@ func (ix *Index) Match(inv *inventory.Inventory) []Finding {
 				}
 			}
 			prev.Locations = locs
+			if prev.Platform != out[i].Package.Platform {
+				prev.Platform = ""
+			}
 			continue
 		}
 		out[w] = out[i]
@@ -262,7 +319,8 @@ func (ix *Index) MatchPackage(d *inventory.Distro, p inventory.Package) []Findin
 	return out
 }
 
-// matchPackage appends the findings for p to dst.
+// matchPackage appends the findings for p to dst; entries that do not
+// affect p's platform are left out (see the package doc).
 func (ix *Index) matchPackage(dst []Finding, dr distroRelease, p inventory.Package) []Finding {
 	rules, ok := ix.rules[p.Ecosystem]
 	if !ok {
@@ -292,20 +350,22 @@ func (ix *Index) matchPackage(dst []Finding, dr distroRelease, p inventory.Packa
 	}
 	installed, perr := rules.ParseInstalled(key.Name, version)
 	parsed := perr == nil
+	pl := platformOf(p.Platform)
 	for _, list := range [2][]*group{all, scoped} {
 		for _, g := range list {
-			dst = g.match(dst, p, listed, installed, parsed)
+			dst = g.match(dst, p, listed, installed, parsed, pl)
 		}
 	}
 	return dst
 }
 
 // match appends the finding of g's advisory for package p, if any of its
-// entries affects the installed version.
-func (g *group) match(dst []Finding, p inventory.Package, listed string, installed ecosystem.Version, parsed bool) []Finding {
+// entries that affect platform pl affects the installed version.
+func (g *group) match(dst []Finding, p inventory.Package, listed string, installed ecosystem.Version, parsed bool, pl platform) []Finding {
+	entries := onPlatform(g.entries, pl)
 	var hit, wont bool
 	var rating severity.Rating
-	for _, e := range g.entries {
+	for _, e := range entries {
 		if !e.affects(listed, installed, parsed) {
 			continue
 		}
@@ -327,7 +387,7 @@ func (g *group) match(dst []Finding, p inventory.Package, listed string, install
 		References: g.adv.v.References,
 	}
 	if parsed {
-		f.Fixed = fixedAbove(g.entries, installed)
+		f.Fixed = fixedAbove(entries, installed)
 	}
 	switch {
 	case len(f.Fixed) > 0:
@@ -338,6 +398,24 @@ func (g *group) match(dst []Finding, p inventory.Package, listed string, install
 		f.Status = StatusNoFix
 	}
 	return append(dst, f)
+}
+
+// onPlatform returns the entries that affect platform pl: entries itself
+// when all of them do (no copy), else a new slice.
+func onPlatform(entries []*entry, pl platform) []*entry {
+	for i, e := range entries {
+		if e.onPlatform(pl) {
+			continue
+		}
+		out := slices.Clone(entries[:i])
+		for _, e := range entries[i+1:] {
+			if e.onPlatform(pl) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	return entries
 }
 
 // fixedAbove returns the fixed versions of entries above installed,

@@ -222,6 +222,52 @@ func TestRealGo(t *testing.T) {
 			t.Errorf("stdlib %s: GO-2021-0067 matched = %v, want %v", v, !affected, affected)
 		}
 	}
+	// Platforms: a Go 1.20 linux/amd64 binary's stdlib has every finding
+	// of a binary of unknown platform but four: the advisories about
+	// windows (path/filepath, internal/safefilepath, syscall and os) and
+	// ppc64le (crypto/internal/nistec) only. test/crosscheck checks the
+	// same against govulncheck.
+	onPlatform := func(platform string) []string {
+		p := std("go1.20")
+		p.Platform = platform
+		var ids []string
+		for _, f := range ix.MatchPackage(nil, p) {
+			ids = append(ids, f.AdvisoryID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	anywhere, linux := onPlatform(""), onPlatform("linux/amd64")
+	var dropped []string
+	for _, id := range anywhere {
+		if !slices.Contains(linux, id) {
+			dropped = append(dropped, id)
+		}
+	}
+	if want := []string{"GO-2023-1568", "GO-2023-2185", "GO-2025-3447", "GO-2025-3750"}; !slices.Equal(dropped, want) ||
+		len(linux) != len(anywhere)-len(want) {
+		t.Errorf("stdlib go1.20 on linux/amd64 leaves out %v of %d findings (has %d), want %v", dropped, len(anywhere), len(linux), want)
+	}
+	for platform, want := range map[string][]string{
+		"windows/amd64": {"GO-2023-1568", "GO-2023-2185", "GO-2025-3750"},
+		"linux/ppc64le": {"GO-2025-3447"},
+		"windows/386":   {"GO-2023-1568", "GO-2023-2185", "GO-2025-3750"},
+	} {
+		got := onPlatform(platform)
+		for _, id := range dropped {
+			if slices.Contains(got, id) != slices.Contains(want, id) {
+				t.Errorf("stdlib go1.20 on %s: %s matched = %v, want %v", platform, id, !slices.Contains(want, id), slices.Contains(want, id))
+			}
+		}
+	}
+	// Modules too: GO-2026-5024 is about golang.org/x/sys/windows.
+	xsys := func(platform string) inventory.Package {
+		return inventory.Package{Ecosystem: inventory.Go, Name: "golang.org/x/sys", Version: "v0.0.0-20220704084225-05e143d24a9e", Platform: platform}
+	}
+	if has(xsys("linux/amd64"), "GO-2026-5024") || !has(xsys("windows/arm64"), "GO-2026-5024") || !has(xsys(""), "GO-2026-5024") {
+		t.Errorf("GO-2026-5024 on golang.org/x/sys: want it for windows and unknown platforms only")
+	}
+
 	// Every finding of a real Go 1.21.3 binary is a stdlib advisory whose
 	// fix is above 1.21.3 (or that lists none).
 	for _, f := range ix.MatchPackage(nil, std("go1.21.3")) {
