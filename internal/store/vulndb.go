@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/customs-dev/customs/internal/inventory"
@@ -116,6 +117,38 @@ type VulnState struct {
 	Revision int64
 	// UpdatedAt is when Revision last changed (zero if never).
 	UpdatedAt time.Time
+	// PrunedThrough is the newest revision whose changes were pruned from
+	// the change log (0 if none were): VulnChangesSince answers for
+	// revisions at least this one.
+	PrunedThrough int64
+}
+
+// ErrVulnChangesPruned is wrapped by the error of VulnChangesSince for a
+// revision whose later changes are no longer all in the change log; the
+// caller has to compare everything again instead.
+var ErrVulnChangesPruned = errors.New("the vulnerability change log no longer reaches back to this revision")
+
+// VulnImportRun is an import under way as the database records it: the
+// lease one process holds on a source while importing it, and the
+// import's progress, so that every replica can show it.
+type VulnImportRun struct {
+	Source   string
+	Location string
+	// Owner names the process holding the lease (host-pid-random).
+	Owner string
+	// Started is when the lease was claimed, UpdatedAt when it was last
+	// renewed, LeaseUntil when it expires unless renewed again: after that
+	// the import counts as dead and another process may claim the source.
+	// Set by the store.
+	Started, UpdatedAt, LeaseUntil time.Time
+	// Phase is what the import does now ("downloading", "reading",
+	// "writing"); Bytes counts the bytes downloaded, Read the records read,
+	// Changed those new or changed, Errors the bad ones.
+	Phase   string
+	Bytes   int64
+	Read    int64
+	Changed int64
+	Errors  int64
 }
 
 // VulnChange is one record or override that a revision changed (added,
@@ -182,8 +215,33 @@ type VulnStore interface {
 	// ordered by source name; none if no source holds it.
 	VulnRecords(ctx context.Context, kind, id string) ([]VulnRecord, error)
 	// VulnChangesSince lists the changes of revisions after rev, in
-	// revision order.
+	// revision order. If changes after rev were pruned (rev is older than
+	// VulnState.PrunedThrough) it fails with ECONFLICT wrapping
+	// ErrVulnChangesPruned.
 	VulnChangesSince(ctx context.Context, rev int64) ([]VulnChange, error)
+	// PruneVulnChanges removes from the change log the changes of every
+	// revision made before the given time (and of the revisions before
+	// those), and returns VulnState.PrunedThrough after it.
+	PruneVulnChanges(ctx context.Context, before time.Time) (int64, error)
+	// ClaimVulnImport claims the lease of run.Source for run.Owner until
+	// now+lease, recording run's location and progress, unless another
+	// owner holds an unexpired lease of it: then it returns that holder's
+	// run and claims nothing. On success it returns nil and sets run's
+	// Started, UpdatedAt and LeaseUntil. An owner may claim a source it
+	// holds again (renewing it). EINVALID if Source or Owner is empty or
+	// lease is not positive.
+	ClaimVulnImport(ctx context.Context, run *VulnImportRun, lease time.Duration) (*VulnImportRun, error)
+	// RenewVulnImport records run's progress and extends run.Owner's lease
+	// of run.Source to now+lease (setting run's UpdatedAt and LeaseUntil).
+	// ECONFLICT if the owner no longer holds the lease (released, or
+	// expired and claimed by another).
+	RenewVulnImport(ctx context.Context, run *VulnImportRun, lease time.Duration) error
+	// ReleaseVulnImport ends owner's lease of source; it does nothing if
+	// owner does not hold it.
+	ReleaseVulnImport(ctx context.Context, source, owner string) error
+	// VulnImports lists the imports whose lease has not expired, ordered
+	// by source; expired ones are dead and left out.
+	VulnImports(ctx context.Context) ([]VulnImportRun, error)
 	// VulnCounts counts the distinct ids of the stored records.
 	VulnCounts(ctx context.Context) (VulnCounts, error)
 	// PutVulnOverride creates or replaces the override of o.ID, sets its

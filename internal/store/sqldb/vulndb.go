@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -38,8 +39,8 @@ func (db *DB) tsOrNull(t time.Time) any {
 // VulnState returns the revision and when it last changed.
 func (db *DB) VulnState(ctx context.Context) (store.VulnState, error) {
 	var st store.VulnState
-	err := db.read.QueryRowContext(ctx, `SELECT revision, updated_at FROM vulndb_state WHERE id = 1`).
-		Scan(&st.Revision, nullTime{&st.UpdatedAt})
+	err := db.read.QueryRowContext(ctx, `SELECT revision, updated_at, pruned_through FROM vulndb_state WHERE id = 1`).
+		Scan(&st.Revision, nullTime{&st.UpdatedAt}, &st.PrunedThrough)
 	return st, db.wrap(err)
 }
 
@@ -140,12 +141,16 @@ func (db *DB) lockVulnSource(ctx context.Context, tx *sql.Tx, name, location str
 	return id, err
 }
 
-// bumpVulnRevision increments the revision, logs changes under it and
-// returns it.
+// bumpVulnRevision increments the revision, records when it was made,
+// logs changes under it and returns it.
 func (db *DB) bumpVulnRevision(ctx context.Context, tx *sql.Tx, now time.Time, changes []store.VulnKey) (int64, error) {
 	var rev int64
 	if err := tx.QueryRowContext(ctx, `UPDATE vulndb_state SET revision = revision + 1, updated_at = $1
 		WHERE id = 1 RETURNING revision`, db.ts(now)).Scan(&rev); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO vulndb_revisions (revision, created_at) VALUES ($1, $2)`,
+		rev, db.ts(now)); err != nil {
 		return 0, err
 	}
 	ins := db.newRowInserter(tx, `INSERT INTO vulndb_changes (revision, kind, id) VALUES `, ` ON CONFLICT DO NOTHING`, 3)
@@ -409,9 +414,24 @@ func (db *DB) VulnRecords(ctx context.Context, kind, id string) ([]store.VulnRec
 	return out, db.wrap(rows.Err())
 }
 
-// VulnChangesSince lists the changes after revision rev.
+// VulnChangesSince lists the changes after revision rev, read from one
+// snapshot together with how far the log was pruned.
 func (db *DB) VulnChangesSince(ctx context.Context, rev int64) ([]store.VulnChange, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT revision, kind, id FROM vulndb_changes WHERE revision > $1
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, db.wrap(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var pruned int64
+	if err := tx.QueryRowContext(ctx, `SELECT pruned_through FROM vulndb_state WHERE id = 1`).Scan(&pruned); err != nil {
+		return nil, db.wrap(err)
+	}
+	if rev < pruned {
+		return nil, apperr.Wrap(store.ErrVulnChangesPruned, apperr.ECONFLICT, fmt.Sprintf(
+			"the changes after vulnerability database revision %d were pruned (the change log holds those after revision %d)",
+			rev, pruned))
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT revision, kind, id FROM vulndb_changes WHERE revision > $1
 		ORDER BY revision, kind, id`, rev)
 	if err != nil {
 		return nil, db.wrap(err)
@@ -537,4 +557,37 @@ func (db *DB) DeleteVulnOverride(ctx context.Context, id string) (int64, error) 
 		return 0, err
 	}
 	return rev, nil
+}
+
+// PruneVulnChanges removes the changes of the revisions made before the
+// given time from the change log.
+func (db *DB) PruneVulnChanges(ctx context.Context, before time.Time) (int64, error) {
+	var pruned int64
+	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
+		// Locking the state row orders this with revision bumps.
+		if err := tx.QueryRowContext(ctx, `SELECT pruned_through FROM vulndb_state WHERE id = 1`+db.d.lock("FOR UPDATE")).
+			Scan(&pruned); err != nil {
+			return err
+		}
+		var cut sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(revision) FROM vulndb_revisions WHERE created_at < $1`,
+			db.ts(before)).Scan(&cut); err != nil {
+			return err
+		}
+		if !cut.Valid || cut.Int64 <= pruned {
+			return nil
+		}
+		for _, q := range []string{
+			`DELETE FROM vulndb_changes WHERE revision <= $1`,
+			`DELETE FROM vulndb_revisions WHERE revision <= $1`,
+			`UPDATE vulndb_state SET pruned_through = $1 WHERE id = 1`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, cut.Int64); err != nil {
+				return err
+			}
+		}
+		pruned = cut.Int64
+		return nil
+	})
+	return pruned, err
 }

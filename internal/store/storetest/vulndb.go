@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -325,6 +326,147 @@ var vulnTests = []test{
 		stop := fmt.Errorf("stop")
 		if _, err := e.s.ScanVulnRecords(e.ctx, func(store.VulnRecord) error { return stop }); err != stop {
 			t.Fatalf("ScanVulnRecords returned %v, want fn's error", err)
+		}
+	}},
+	{"the change log is pruned by age", func(t *testing.T, e *env) {
+		e.importVulns(fullImport("a", rec("A-1", "a1"))) // revision 1 at t0
+		e.clk.Advance(10 * 24 * time.Hour)
+		e.importVulns(fullImport("a", rec("A-1", "a1"), rec("A-2", "a2"))) // 2 at t0+10d
+		e.clk.Advance(10 * 24 * time.Hour)
+		ok(t, e.s.PutVulnOverride(e.ctx, &store.VulnOverrideRule{ID: "A-1", Level: "low", CreatedBy: "me"})) // 3 at t0+20d
+
+		prune := func(before time.Time, want int64) {
+			t.Helper()
+			got, err := e.s.PruneVulnChanges(e.ctx, before)
+			ok(t, err)
+			st, err := e.s.VulnState(e.ctx)
+			ok(t, err)
+			if got != want || st.PrunedThrough != want || st.Revision < 3 {
+				t.Fatalf("PruneVulnChanges(%v) = %d, state %+v; want pruned through %d", before, got, st, want)
+			}
+		}
+		tooOld := func(since int64) {
+			t.Helper()
+			_, err := e.s.VulnChangesSince(e.ctx, since)
+			wantCode(t, err, apperr.ECONFLICT, "", fmt.Sprintf("after vulnerability database revision %d were pruned", since))
+			if !errors.Is(err, store.ErrVulnChangesPruned) {
+				t.Fatalf("VulnChangesSince(%d) = %v, not ErrVulnChangesPruned", since, err)
+			}
+		}
+		prune(t0, 0) // nothing is older than the first revision
+		wantStrings(t, "changes since 0", e.changes(0), []string{"1 osv A-1", "2 osv A-2", "3 override A-1"})
+		prune(t0.Add(5*24*time.Hour), 1)
+		tooOld(0)
+		wantStrings(t, "changes since 1", e.changes(1), []string{"2 osv A-2", "3 override A-1"})
+		prune(t0.Add(5*24*time.Hour), 1) // again: nothing more
+		prune(t0, 1)                     // an earlier time never restores anything
+		prune(e.clk.Now(), 2)            // revision 3 is not older than now
+		tooOld(1)
+		wantStrings(t, "changes since 2", e.changes(2), []string{"3 override A-1"})
+		prune(e.clk.Now().Add(time.Second), 3) // everything
+		tooOld(2)
+		wantStrings(t, "changes since 3", e.changes(3), nil)
+		// The log goes on from there.
+		e.clk.Advance(time.Hour)
+		e.importVulns(fullImport("a", rec("A-2", "a2")))
+		wantStrings(t, "changes since 3", e.changes(3), []string{"4 osv A-1"})
+		prune(t0.Add(20*24*time.Hour+time.Minute), 3)
+	}},
+	{"import leases", func(t *testing.T, e *env) {
+		lease := time.Minute
+		a := &store.VulnImportRun{Source: "go", Location: "https://example.com/go.zip", Owner: "replica-a", Phase: "downloading"}
+		holder, err := e.s.ClaimVulnImport(e.ctx, a, lease)
+		if err != nil || holder != nil {
+			t.Fatalf("first claim = %+v, %v", holder, err)
+		}
+		sameTime(t, "Started", a.Started, t0)
+		sameTime(t, "LeaseUntil", a.LeaseUntil, t0.Add(lease))
+		e.clk.Advance(10 * time.Second)
+		b := &store.VulnImportRun{Source: "go", Location: "https://example.com/go.zip", Owner: "replica-b"}
+		holder, err = e.s.ClaimVulnImport(e.ctx, b, lease)
+		if err != nil || holder == nil || holder.Owner != "replica-a" || holder.Phase != "downloading" {
+			t.Fatalf("claim of a held source = %+v, %v; want replica-a's run", holder, err)
+		}
+		sameTime(t, "holder's Started", holder.Started, t0)
+		// Another source is free.
+		other := &store.VulnImportRun{Source: "pypi", Location: "/data/pypi", Owner: "replica-b"}
+		if holder, err := e.s.ClaimVulnImport(e.ctx, other, lease); err != nil || holder != nil {
+			t.Fatalf("claim of another source = %+v, %v", holder, err)
+		}
+		ok(t, e.s.ReleaseVulnImport(e.ctx, "pypi", "replica-b"))
+
+		// Progress reaches every reader.
+		a.Phase, a.Bytes, a.Read, a.Changed, a.Errors = "reading", 1<<20, 300, 20, 1
+		ok(t, e.s.RenewVulnImport(e.ctx, a, lease))
+		sameTime(t, "renewed LeaseUntil", a.LeaseUntil, t0.Add(10*time.Second+lease))
+		runs, err := e.s.VulnImports(e.ctx)
+		ok(t, err)
+		if len(runs) != 1 {
+			t.Fatalf("VulnImports = %+v", runs)
+		}
+		r := runs[0]
+		if r.Source != "go" || r.Owner != "replica-a" || r.Location != a.Location || r.Phase != "reading" || r.Bytes != 1<<20 ||
+			r.Read != 300 || r.Changed != 20 || r.Errors != 1 {
+			t.Fatalf("VulnImports = %+v", r)
+		}
+		sameTime(t, "listed Started", r.Started, t0)
+		sameTime(t, "listed UpdatedAt", r.UpdatedAt, t0.Add(10*time.Second))
+		wantCode(t, e.s.RenewVulnImport(e.ctx, b, lease), apperr.ECONFLICT, "", "no longer held by replica-b")
+
+		// An expired lease is a dead import: not listed, and claimed again.
+		e.clk.Advance(lease + time.Second)
+		runs, err = e.s.VulnImports(e.ctx)
+		ok(t, err)
+		if len(runs) != 0 {
+			t.Fatalf("VulnImports lists an expired lease: %+v", runs)
+		}
+		if holder, err := e.s.ClaimVulnImport(e.ctx, b, lease); err != nil || holder != nil {
+			t.Fatalf("claim of an expired lease = %+v, %v", holder, err)
+		}
+		wantCode(t, e.s.RenewVulnImport(e.ctx, a, lease), apperr.ECONFLICT, "", "no longer held by replica-a")
+		ok(t, e.s.ReleaseVulnImport(e.ctx, "go", "replica-a")) // not a's to release: nothing happens
+		runs, err = e.s.VulnImports(e.ctx)
+		ok(t, err)
+		if len(runs) != 1 || runs[0].Owner != "replica-b" || runs[0].Phase != "" || runs[0].Read != 0 {
+			t.Fatalf("after b's claim: %+v", runs)
+		}
+		ok(t, e.s.ReleaseVulnImport(e.ctx, "go", "replica-b"))
+		if runs, err := e.s.VulnImports(e.ctx); err != nil || len(runs) != 0 {
+			t.Fatalf("after the release: %+v, %v", runs, err)
+		}
+		for _, bad := range []*store.VulnImportRun{{Owner: "x"}, {Source: "go"}} {
+			_, err := e.s.ClaimVulnImport(e.ctx, bad, lease)
+			wantCode(t, err, apperr.EINVALID, "", "lease")
+		}
+		_, err = e.s.ClaimVulnImport(e.ctx, a, 0)
+		wantCode(t, err, apperr.EINVALID, "", "positive")
+	}},
+	{"concurrent claims: one wins", func(t *testing.T, e *env) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var winners []string
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run := &store.VulnImportRun{Source: "go", Location: "/go", Owner: fmt.Sprintf("replica-%d", i)}
+				holder, err := e.s.ClaimVulnImport(e.ctx, run, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if holder == nil {
+					mu.Lock()
+					winners = append(winners, run.Owner)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		runs, err := e.s.VulnImports(e.ctx)
+		ok(t, err)
+		if len(winners) != 1 || len(runs) != 1 || runs[0].Owner != winners[0] {
+			t.Fatalf("winners %v, runs %+v; want exactly one", winners, runs)
 		}
 	}},
 }
