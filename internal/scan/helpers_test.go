@@ -179,6 +179,8 @@ type countingBlobs struct {
 	mu   sync.Mutex
 	n    map[digest.Digest]int
 	fail int // fail the next fail opens with a transient error
+	// gate, when set, holds every open until it is closed.
+	gate chan struct{}
 }
 
 func (c *countingBlobs) Open(ctx context.Context, d digest.Digest) (blob.Reader, error) {
@@ -189,7 +191,15 @@ func (c *countingBlobs) Open(ctx context.Context, d digest.Digest) (blob.Reader,
 		c.mu.Unlock()
 		return nil, io.ErrUnexpectedEOF
 	}
+	gate := c.gate
 	c.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return c.Blobs.Open(ctx, d)
 }
 

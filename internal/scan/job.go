@@ -75,32 +75,38 @@ func (s *Scanner) RunOne(ctx context.Context) (bool, error) {
 }
 
 // heartbeat renews a job's lease and publishes its stage until stopped; it
-// cancels the job when the lease is lost.
+// cancels the job when the lease is lost. It writes at most once a second:
+// when the stage changed, or when a quarter of the lease passed.
 type heartbeat struct {
 	mu    sync.Mutex
 	stage string
 	lost  bool
-	kick  chan struct{}
 	stop  chan struct{}
 	done  chan struct{}
 }
 
+// heartbeatTick is how often a heartbeat looks for a stage to publish.
+const heartbeatTick = time.Second
+
 func (s *Scanner) startHeartbeat(ctx context.Context, j *store.ScanJob, cancel context.CancelFunc) *heartbeat {
-	hb := &heartbeat{kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	hb := &heartbeat{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(hb.done)
-		t := time.NewTicker(s.opts.Lease / 4)
+		t := time.NewTicker(min(heartbeatTick, s.opts.Lease/4))
 		defer t.Stop()
+		published, last := "", time.Now()
 		for {
 			select {
 			case <-hb.stop:
 				return
 			case <-t.C:
-			case <-hb.kick:
 			}
 			hb.mu.Lock()
 			stage := hb.stage
 			hb.mu.Unlock()
+			if stage == published && time.Since(last) < s.opts.Lease/4 {
+				continue
+			}
 			err := s.st.RenewScanJob(context.WithoutCancel(ctx), j.ID, s.opts.Owner, stage, s.opts.Lease)
 			if apperr.Is(err, apperr.ECONFLICT) {
 				hb.mu.Lock()
@@ -112,23 +118,22 @@ func (s *Scanner) startHeartbeat(ctx context.Context, j *store.ScanJob, cancel c
 			}
 			if err != nil {
 				s.log.Warn("scan: renewing a job's lease failed", "job", j.ID, "err", err)
+				continue
 			}
+			published, last = stage, time.Now()
 		}
 	}()
 	return hb
 }
 
-// setStage publishes what the job is doing now.
+// setStage records what the job is doing now; the heartbeat publishes it.
 func (hb *heartbeat) setStage(stage string) {
 	hb.mu.Lock()
 	hb.stage = stage
 	hb.mu.Unlock()
-	select {
-	case hb.kick <- struct{}{}:
-	default:
-	}
 }
 
+// end stops the heartbeat and reports whether the lease was lost.
 func (hb *heartbeat) end() bool {
 	close(hb.stop)
 	<-hb.done

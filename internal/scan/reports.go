@@ -138,11 +138,8 @@ func (s *Scanner) Report(ctx context.Context, digest string) (*report.Report, er
 			return nil, err
 		}
 	case job != nil:
+		// No report yet, or none written (the manifest was gone).
 		rep = &report.Report{Digest: digest, Status: report.Status(job.Status), Reason: job.LastError, Findings: []report.Finding{}}
-		if job.Status == store.ScanDone {
-			// Done without a report: the report was removed meanwhile.
-			rep.Status = report.StatusQueued
-		}
 	default:
 		return nil, apperr.Errorf(apperr.ENOTFOUND, "%s has not been scanned", digest)
 	}

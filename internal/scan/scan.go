@@ -299,6 +299,9 @@ func (s *Scanner) watchVulnDB(ctx context.Context) {
 // rematches). It only queues: the scan runs on a worker. Errors are logged,
 // never returned: a push never fails because of the scanner.
 func (s *Scanner) Pushed(ctx context.Context, m *store.Manifest) {
+	// The push is stored: queue its scan even if the client went away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	project, _, _ := strings.Cut(m.Repository, "/")
 	log := s.log.With("repository", m.Repository, "digest", m.Digest)
 	settings, err := s.st.ScanSettings(ctx, project)

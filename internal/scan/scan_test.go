@@ -361,14 +361,14 @@ func TestExpiredLeaseIsRunAgain(t *testing.T) {
 	e := newEnv(t)
 	m := e.push("p/alpine", "v1", image(t, "amd64", alpineBase(t)))
 	// A worker of another process claims the job and dies.
-	dead, err := e.st.ClaimScanJob(e.ctx, "dead", 20*time.Millisecond)
+	dead, err := e.st.ClaimScanJob(e.ctx, "dead", 500*time.Millisecond)
 	if err != nil || dead == nil {
 		t.Fatalf("claim: %+v, %v", dead, err)
 	}
 	if ran, _ := e.s.RunOne(e.ctx); ran {
 		t.Fatal("a job under another worker's lease was run")
 	}
-	time.Sleep(30 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
 	e.drain()
 	if r := e.report(m.Digest); r.Status != report.StatusDone {
 		t.Errorf("after the lease expired: %s (%s)", r.Status, r.Reason)
@@ -388,11 +388,12 @@ func TestRunStopsAndRequeues(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r, err := e.s.Report(e.ctx, m.Digest.String())
-		if err == nil && r.Status == report.StatusDone {
+		rm, _ := e.st.RematchedRevision(e.ctx)
+		if err == nil && r.Status == report.StatusDone && rm == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Run did not scan the pushed image: %+v, %v", r, err)
+			t.Fatalf("Run did not scan the pushed image and follow the database to revision 1: %+v, %v, rematched %d", r, err, rm)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -404,9 +405,6 @@ func TestRunStopsAndRequeues(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after its context was cancelled")
-	}
-	if rm, _ := e.st.RematchedRevision(e.ctx); rm != 1 {
-		t.Errorf("the watcher did not bring the rematched revision to 1: %d", rm)
 	}
 }
 
@@ -428,5 +426,42 @@ func TestPermanence(t *testing.T) {
 				t.Errorf("permanence = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestProgressIsVisible(t *testing.T) {
+	e := newEnv(t)
+	m := e.push("p/alpine", "v1", image(t, "amd64", alpineBase(t), layer(t, "a", "b")))
+	e.reads.mu.Lock()
+	e.reads.gate = make(chan struct{})
+	e.reads.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := e.s.RunOne(e.ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q, err := e.s.Queue(e.ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Running == 1 && len(q.Jobs) == 1 && q.Jobs[0].Stage == "reading the manifest" && q.Jobs[0].Owner == "test" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the running job's stage never showed: %+v", q)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := e.report(m.Digest); r.Status != report.StatusRunning {
+		t.Errorf("report while running: %s", r.Status)
+	}
+	close(e.reads.gate)
+	<-done
+	if r := e.report(m.Digest); r.Status != report.StatusDone {
+		t.Errorf("after the run: %s (%s)", r.Status, r.Reason)
 	}
 }
