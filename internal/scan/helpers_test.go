@@ -31,7 +31,7 @@ import (
 // env is a scanner over a real SQLite store, filesystem blob store and
 // vulnerability database, with blob reads counted.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	st    *sqlite.DB
 	blobs *blobfs.Store
@@ -44,7 +44,7 @@ type env struct {
 	putManifestNoScan bool
 }
 
-func newEnv(t *testing.T, opts ...func(*Options)) *env {
+func newEnv(t testing.TB, opts ...func(*Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
