@@ -34,19 +34,30 @@ const govulncheckVersion = "v1.9.0"
 // under testdata/gobin with go.sum pinning vulnerable module versions.
 // want are modules govulncheck must report something for, so that a
 // program silently built against other versions (or toolchain) cannot make
-// the comparison empty.
+// the comparison empty. otherPlatforms are the findings both tools leave
+// out on the binary (built for crosscheck.BuildPlatform, linux/amd64)
+// because the advisory affects only other platforms; customs reports them
+// for a package whose platform it does not know, so they show the
+// platform filter at work.
 var goPrograms = []struct {
-	prog crosscheck.Program
-	want []string
+	prog           crosscheck.Program
+	want           []string
+	otherPlatforms []pair
 }{
-	{crosscheck.Program{Dir: "testdata/gobin/textlang"}, []string{"golang.org/x/text"}},
-	{crosscheck.Program{Dir: "testdata/gobin/nethttp2"}, []string{"golang.org/x/net", "golang.org/x/text"}},
-	{crosscheck.Program{Dir: "testdata/gobin/ginyaml"}, []string{"github.com/gin-gonic/gin"}},
+	{crosscheck.Program{Dir: "testdata/gobin/textlang"}, []string{"golang.org/x/text"}, nil},
+	{crosscheck.Program{Dir: "testdata/gobin/nethttp2"}, []string{"golang.org/x/net", "golang.org/x/text"}, nil},
+	{crosscheck.Program{Dir: "testdata/gobin/ginyaml"}, []string{"github.com/gin-gonic/gin"},
+		// golang.org/x/sys/windows.
+		[]pair{{"golang.org/x/sys", "GO-2026-5024"}}},
 	// Built with Go 1.20 (downloaded from the module proxy by the go
 	// command) so that the standard library has findings too, and the
 	// toolchain's "go1.20" tag (no patch number) is read the same way.
 	{crosscheck.Program{Dir: "testdata/gobin/cryptojwt", Toolchain: "go1.20"},
-		[]string{"stdlib", "golang.org/x/crypto", "gopkg.in/yaml.v2", "github.com/dgrijalva/jwt-go"}},
+		[]string{"stdlib", "golang.org/x/crypto", "gopkg.in/yaml.v2", "github.com/dgrijalva/jwt-go"},
+		// windows: acme/autocert, path/filepath, internal/safefilepath,
+		// syscall and os; ppc64le: crypto/internal/nistec.
+		[]pair{{"golang.org/x/crypto", "GO-2024-2961"}, {"stdlib", "GO-2023-1568"}, {"stdlib", "GO-2023-2185"},
+			{"stdlib", "GO-2025-3447"}, {"stdlib", "GO-2025-3750"}}},
 }
 
 // textV035 is every Go advisory of the data affecting golang.org/x/text
@@ -89,10 +100,14 @@ type pair struct{ module, id string }
 // -scan=module on Go binaries built against vulnerable modules, with the
 // repository's Go advisories as its database, and matches the same
 // binaries' inventories (scan/extract on a root filesystem holding the
-// binary) with customs: customs must report every
-// (module, advisory) govulncheck reports, with the same installed version
-// and govulncheck's fixed version among its own. Findings only customs
-// reports must be explained by the advisory (see extraReason).
+// binary) with customs: customs must report exactly the (module, advisory)
+// pairs govulncheck reports, with the same installed version and
+// govulncheck's fixed version among its own. Both leave out advisories
+// that affect only other platforms than the binary's (GOOS/GOARCH of its
+// build settings, which scan/extract records as Package.Platform): the
+// same packages without a platform must get those findings too, each
+// explained by the record (otherPlatform), and exactly the program's
+// otherPlatforms.
 func TestGovulncheckFindingsCovered(t *testing.T) {
 	tool := harness.Tool(t, "govulncheck")
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
@@ -141,6 +156,9 @@ func TestGovulncheckFindingsCovered(t *testing.T) {
 			}
 			built := time.Since(start)
 			goos, goarch := platform(t, bin)
+			if goos+"/"+goarch != crosscheck.BuildPlatform {
+				t.Fatalf("%s was built for %s/%s, want %s", bin, goos, goarch, crosscheck.BuildPlatform)
+			}
 
 			start = time.Now()
 			gv, err := crosscheck.RunGovulncheck(ctx, tool, dbDir, bin)
@@ -171,15 +189,16 @@ func TestGovulncheckFindingsCovered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			findings := ix.Match(&inventory.Inventory{Packages: pkgs})
-			ours := make(map[pair]match.Finding)
-			for _, f := range findings {
-				if f.Package.Ecosystem != inventory.Go {
-					t.Errorf("finding %s on %s package %s", f.AdvisoryID, f.Package.Ecosystem, f.Package.Name)
-					continue
+			anyPlatform := make([]inventory.Package, len(pkgs))
+			for i, p := range pkgs {
+				if want := goos + "/" + goarch; p.Platform != want {
+					t.Errorf("%s %s: platform %q, want the binary's %s", p.Name, p.Version, p.Platform, want)
 				}
-				ours[pair{f.Package.Name, f.AdvisoryID}] = f
+				anyPlatform[i] = p
+				anyPlatform[i].Platform = ""
 			}
+			ours := findingsOf(t, ix.Match(&inventory.Inventory{Packages: pkgs}))
+			everywhere := findingsOf(t, ix.Match(&inventory.Inventory{Packages: anyPlatform}))
 
 			theirs := make(map[pair]crosscheck.ModuleFinding)
 			for _, f := range gv.Findings {
@@ -212,23 +231,46 @@ func TestGovulncheckFindingsCovered(t *testing.T) {
 				t.Errorf("customs misses %s on %s (govulncheck reports it)", k.id, k.module)
 			}
 
-			// What only customs reports must have a reason in the record.
-			var extras []string
-			for k, f := range ours {
-				if _, ok := theirs[k]; ok {
-					continue
+			// What only customs reports is a difference to explain.
+			var extras []pair
+			for k := range ours {
+				if _, ok := theirs[k]; !ok {
+					extras = append(extras, k)
 				}
-				why := extraReason(byID[k.id], k.module, goos, goarch)
-				if why == "" {
-					t.Errorf("customs reports %s on %s %s and govulncheck does not, for no reason found in the record",
-						k.id, k.module, f.Package.Version)
-					continue
-				}
-				extras = append(extras, fmt.Sprintf("%s on %s: %s", k.id, k.module, why))
 			}
-			sort.Strings(extras)
-			for _, e := range extras {
-				t.Logf("extra: %s", e)
+			sort.Slice(extras, func(i, j int) bool { return less(extras[i], extras[j]) })
+			for _, k := range extras {
+				why := otherPlatform(byID[k.id], k.module, goos, goarch)
+				if why == "" {
+					why = "no reason found in the record"
+				}
+				t.Errorf("customs reports %s on %s %s and govulncheck does not (%s)", k.id, k.module, ours[k].Package.Version, why)
+			}
+
+			// Without a platform, customs reports the same and the
+			// advisories of other platforms, each restricted to them by
+			// the record.
+			var dropped []pair
+			for k := range ours {
+				if _, ok := everywhere[k]; !ok {
+					t.Errorf("%s on %s is reported for the binary's platform only, not for an unknown platform", k.id, k.module)
+				}
+			}
+			for k := range everywhere {
+				if _, ok := ours[k]; ok {
+					continue
+				}
+				dropped = append(dropped, k)
+				why := otherPlatform(byID[k.id], k.module, goos, goarch)
+				if why == "" {
+					t.Errorf("%s on %s is left out on %s/%s for no reason found in the record", k.id, k.module, goos, goarch)
+					continue
+				}
+				t.Logf("other platforms: %s on %s: %s", k.id, k.module, why)
+			}
+			sort.Slice(dropped, func(i, j int) bool { return less(dropped[i], dropped[j]) })
+			if want := gp.otherPlatforms; !slices.Equal(dropped, want) {
+				t.Errorf("advisories of other platforms left out = %v, want %v", dropped, want)
 			}
 
 			if p.Name() == "textlang" {
@@ -241,8 +283,8 @@ func TestGovulncheckFindingsCovered(t *testing.T) {
 					}
 				}
 			}
-			summary = append(summary, fmt.Sprintf("%-10s %-9s %2d modules  govulncheck %3d  customs %3d  extra %d  (build %v, govulncheck %v)",
-				p.Name(), gv.GoVersion, len(pkgs), len(theirs), len(ours), len(extras),
+			summary = append(summary, fmt.Sprintf("%-10s %-9s %-11s %2d modules  govulncheck %3d  customs %3d  (other platforms %d)  (build %v, govulncheck %v)",
+				p.Name(), gv.GoVersion, goos+"/"+goarch, len(pkgs), len(theirs), len(ours), len(dropped),
 				built.Round(time.Millisecond), scanned.Round(time.Millisecond)))
 		})
 	}
@@ -251,13 +293,28 @@ func TestGovulncheckFindingsCovered(t *testing.T) {
 	}
 }
 
-// extraReason returns why govulncheck leaves out advisory v on module,
-// which customs reports, for a binary of goos/goarch, or "" when the
-// record gives no reason. govulncheck drops an affected entry whose
-// ecosystem_specific.imports all name other platforms; customs applies no
-// platform filter (an image's binaries may be of any platform, and the
-// package doc of vulndb/match says so).
-func extraReason(v *osv.Vulnerability, module, goos, goarch string) string {
+// findingsOf keys findings by (module, advisory); every one must be of a
+// Go package.
+func findingsOf(t *testing.T, fs []match.Finding) map[pair]match.Finding {
+	t.Helper()
+	out := make(map[pair]match.Finding, len(fs))
+	for _, f := range fs {
+		if f.Package.Ecosystem != inventory.Go {
+			t.Errorf("finding %s on %s package %s", f.AdvisoryID, f.Package.Ecosystem, f.Package.Name)
+			continue
+		}
+		out[pair{f.Package.Name, f.AdvisoryID}] = f
+	}
+	return out
+}
+
+// otherPlatform returns why advisory v does not affect module on a binary
+// of goos/goarch, read from the record independently of vulndb/match, or
+// "" when the record gives no reason: every affected entry of v for module
+// has ecosystem_specific.imports, and none of them allows goos and goarch
+// (govulncheck's rule, golang.org/x/vuln internal/vulncheck
+// affectingVulnerabilities).
+func otherPlatform(v *osv.Vulnerability, module, goos, goarch string) string {
 	if v == nil {
 		return ""
 	}
@@ -293,8 +350,7 @@ func extraReason(v *osv.Vulnerability, module, goos, goarch string) string {
 	if len(platforms) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("platform: the advisory affects only %s; govulncheck filters by the binary's %s/%s, customs does not",
-		strings.Join(platforms, ", "), goos, goarch)
+	return fmt.Sprintf("the advisory affects only %s, not the binary's %s/%s", strings.Join(platforms, ", "), goos, goarch)
 }
 
 // matches is govulncheck's matchesPlatformComponent: an empty list

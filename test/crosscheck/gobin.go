@@ -27,13 +27,19 @@ type Program struct {
 // Name is the program's directory name, also its binary's name.
 func (p Program) Name() string { return filepath.Base(p.Dir) }
 
-// BuildCached returns the path of p's binary under cacheDir, building it
-// first unless a binary of the same sources, toolchain and platform is
-// there already. The key hashes every file of p.Dir, the toolchain (the
-// local go's version when Toolchain is empty) and GOOS/GOARCH. Builds
-// use -mod=readonly (go.sum pins every module), -trimpath and no cgo, and
-// land in a temporary directory renamed into place, so a killed build
-// never leaves a half-written binary behind.
+// BuildPlatform is the GOOS/GOARCH every program is built for, whatever
+// the machine: the platform of most container images, and the one whose
+// findings the cross-check's expectations name (advisories of other
+// platforms are left out by both tools). Neither tool runs the binary.
+const BuildPlatform = "linux/amd64"
+
+// BuildCached returns the path of p's binary, built for BuildPlatform,
+// under cacheDir, building it first unless a binary of the same sources,
+// toolchain and platform is there already. The key hashes every file of
+// p.Dir, the toolchain (the local go's version when Toolchain is empty)
+// and the platform. Builds use -mod=readonly (go.sum pins every module),
+// -trimpath and no cgo, and land in a temporary directory renamed into
+// place, so a killed build never leaves a half-written binary behind.
 func BuildCached(ctx context.Context, p Program, cacheDir string) (string, error) {
 	toolchain := p.Toolchain
 	if toolchain == "" {
@@ -43,11 +49,8 @@ func BuildCached(ctx context.Context, p Program, cacheDir string) (string, error
 		}
 		toolchain = "local " + strings.TrimSpace(string(out))
 	}
-	platform, err := exec.CommandContext(ctx, "go", "env", "GOOS", "GOARCH").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOOS GOARCH: %w", err)
-	}
-	key, err := sourceKey(p.Dir, "crosscheck gobin v1", toolchain, strings.Join(strings.Fields(string(platform)), "/"))
+	goos, goarch, _ := strings.Cut(BuildPlatform, "/")
+	key, err := sourceKey(p.Dir, "crosscheck gobin v1", toolchain, BuildPlatform)
 	if err != nil {
 		return "", err
 	}
@@ -70,7 +73,7 @@ func BuildCached(ctx context.Context, p Program, cacheDir string) (string, error
 	if tc == "" {
 		tc = "local"
 	}
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOTOOLCHAIN="+tc, "CGO_ENABLED=0",
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOTOOLCHAIN="+tc, "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch,
 		"GOFLAGS=-mod=readonly -trimpath -buildvcs=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building %s (GOTOOLCHAIN=%s): %v\n%s", p.Dir, tc, err, out)

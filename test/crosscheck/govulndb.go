@@ -1,13 +1,14 @@
 // Package crosscheck checks customs' findings against other scanners run on
-// the same inputs with the same advisories: every finding the reference
-// tool reports, customs must report too.
+// the same inputs with the same advisories.
 //
 // The Go check (crosscheck_test.go) builds small Go programs against
-// vulnerable module versions, runs `govulncheck -mode=binary -scan=module`
-// on them with the repository's Go advisories laid out as a Go
-// vulnerability database (WriteGoVulnDB), and matches the same binaries'
-// inventories, taken by scan/extract (GoBinaryPackages), with package
-// vulndb/match.
+// vulnerable module versions (for BuildPlatform), runs `govulncheck
+// -mode=binary -scan=module` on them with the repository's Go advisories
+// laid out as a Go vulnerability database (WriteGoVulnDB), and matches the
+// same binaries' inventories, taken by scan/extract (GoBinaryPackages),
+// with package vulndb/match: customs must report exactly govulncheck's
+// module-level findings, leaving out as it does the advisories that affect
+// only other platforms than the binary's.
 package crosscheck
 
 import (
