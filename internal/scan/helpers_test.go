@@ -4,11 +4,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,12 +22,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver of the schema setup
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/customs-dev/customs/internal/blob"
 	blobfs "github.com/customs-dev/customs/internal/blob/fs"
 	"github.com/customs-dev/customs/internal/store"
+	"github.com/customs-dev/customs/internal/store/postgres"
 	"github.com/customs-dev/customs/internal/store/sqlite"
 	"github.com/customs-dev/customs/internal/vulndb"
 )
@@ -33,7 +39,7 @@ import (
 type env struct {
 	t     testing.TB
 	ctx   context.Context
-	st    *sqlite.DB
+	st    store.Store
 	blobs *blobfs.Store
 	reads *countingBlobs
 	vdb   *vulndb.Service
@@ -46,13 +52,53 @@ type env struct {
 
 func newEnv(t testing.TB, opts ...func(*Options)) *env {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "customs.db"), slog.New(slog.DiscardHandler))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "customs.db"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newEnvOn(t, st, opts...)
+}
+
+// openPostgres opens a store in a fresh schema of the PostgreSQL test
+// database, skipping t without one.
+func openPostgres(t testing.TB) store.Store {
+	t.Helper()
+	dsn := os.Getenv("CUSTOMS_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("PostgreSQL tests skipped: set CUSTOMS_TEST_POSTGRES_DSN (scripts/test.sh does)")
+	}
+	ctx := context.Background()
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	schema := "customs_scan_" + strings.ToLower(rand.Text()[:12])
+	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.ExecContext(ctx, `DROP SCHEMA `+schema+` CASCADE`) })
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	db, err := postgres.Open(ctx, u.String(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newEnvOn is newEnv over st.
+func newEnvOn(t testing.TB, st store.Store, opts ...func(*Options)) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
 	bs, err := blobfs.New(filepath.Join(dir, "blobs"), blobfs.Options{})
 	if err != nil {
 		t.Fatal(err)

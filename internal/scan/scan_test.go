@@ -465,3 +465,56 @@ func TestProgressIsVisible(t *testing.T) {
 		t.Errorf("after the run: %s (%s)", r.Status, r.Reason)
 	}
 }
+
+// TestReplicasShareTheQueue runs two scanners, as two replicas would, over
+// one PostgreSQL database and blob store: every manifest is scanned once.
+func TestReplicasShareTheQueue(t *testing.T) {
+	a := newEnvOn(t, openPostgres(t), func(o *Options) { o.Owner = "replica-a"; o.PollInterval = 5 * time.Millisecond })
+	b := *a
+	b.s = a.scanner(func(o *Options) { o.Owner = "replica-b"; o.PollInterval = 5 * time.Millisecond })
+	base := alpineBase(t)
+	var ms []*store.Manifest
+	var tops []v1.Layer
+	for i := range 8 {
+		top := layer(t, "app", strconv.Itoa(i))
+		tops = append(tops, top)
+		ms = append(ms, a.push("p/app"+strconv.Itoa(i), "v1", image(t, "amd64", base, top)))
+	}
+	ctx, cancel := context.WithCancel(a.ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	for _, s := range []*Scanner{a.s, b.s} {
+		go func() { errc <- s.Run(ctx) }()
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, m := range ms {
+		for {
+			r, err := a.s.Report(a.ctx, m.Digest.String())
+			if err == nil && r.Status == report.StatusDone {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not scanned: %+v, %v", m.Repository, r, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	cancel()
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range ms {
+		j, err := a.st.ScanJob(a.ctx, store.ScanJobManifest, m.Digest.String())
+		if err != nil || j.Status != store.ScanDone || j.Attempts != 1 {
+			t.Errorf("job of %s: %+v, %v; want done in one attempt", m.Repository, j, err)
+		}
+	}
+	for i, top := range tops {
+		d, _ := top.Digest()
+		if n := a.reads.count(digest.Digest(d.String())); n != 1 {
+			t.Errorf("layer of image %d read %d times, want 1", i, n)
+		}
+	}
+}
