@@ -82,9 +82,16 @@ func NewCache(cfg CacheConfig) *Cache {
 	return &Cache{cfg: cfg, entries: map[cacheKey]*list.Element{}, lru: list.New(), inflight: map[cacheKey]*flight{}}
 }
 
-func keyOf(e *Engine, in *Input) cacheKey {
+// Evaluator is what a Cache evaluates with: an *Engine, or anything that
+// decides alike whenever its Revision is the same.
+type Evaluator interface {
+	Revision() string
+	Evaluate(ctx context.Context, in *Input) (*Decision, error)
+}
+
+func keyOf(e Evaluator, in *Input) cacheKey {
 	k := cacheKey{
-		engine: e.revision, registry: in.Image.Registry, repository: in.Image.Repository, tag: in.Image.Tag,
+		engine: e.Revision(), registry: in.Image.Registry, repository: in.Image.Repository, tag: in.Image.Tag,
 		refDig: in.Image.Digest, digest: in.Digest, env: in.Environment, ns: in.Namespace, project: in.Project,
 		allowlists: in.SystemAllowlist.Revision,
 	}
@@ -104,10 +111,11 @@ func keyOf(e *Engine, in *Input) cacheKey {
 
 // Evaluate returns the cached decision for in, or evaluates it with e
 // (once for all concurrent callers with the same key) and keeps it. The
+// key holds e's revision, so decisions of another engine are never served. The
 // evaluation is not cancelled when ctx is (other callers may wait for it;
 // Rego time is bounded by the engine); a caller whose ctx ends while it
 // waits gets ctx's error. Errors (an invalid Input) are not kept.
-func (c *Cache) Evaluate(ctx context.Context, e *Engine, in *Input) (*Decision, error) {
+func (c *Cache) Evaluate(ctx context.Context, e Evaluator, in *Input) (*Decision, error) {
 	k := keyOf(e, in)
 	now := c.cfg.Now()
 	c.mu.Lock()

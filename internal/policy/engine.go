@@ -146,7 +146,6 @@ func Compile(policies []*Policy, cfg Config) (*Engine, error) {
 		return nil, errors.Join(errs...)
 	}
 	e.revision = "sha256:" + hex.EncodeToString(h.Sum(nil))
-	e.warmUp()
 	return e, nil
 }
 
@@ -164,18 +163,6 @@ func (e *Engine) Policies() []*Policy {
 		out[i] = c.p
 	}
 	return out
-}
-
-// warmUp evaluates each Rego program once, so that OPA's lazy set-up does
-// not count against the first real evaluation's timeout.
-func (e *Engine) warmUp() {
-	in := &Input{Image: Image{Registry: "warm.up", Repository: "warm/up", Tag: "warm"}}
-	v := regoInput(in)
-	for _, c := range e.policies {
-		if c.rego != nil {
-			_, _ = c.rego.eval(context.Background(), v, time.Second)
-		}
-	}
 }
 
 func (e *Engine) index(c *compiled) {

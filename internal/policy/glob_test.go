@@ -170,8 +170,6 @@ func TestParseImage(t *testing.T) {
 		{"registry-1.docker.io/library/nginx", Image{Registry: "docker.io", Repository: "library/nginx"}},
 		{"gcr.io/kuar-demo/kuard-amd64:blue", Image{Registry: "gcr.io", Repository: "kuar-demo/kuard-amd64", Tag: "blue"}},
 		{"Registry.Corp.Example:5000/a/b", Image{Registry: "registry.corp.example:5000", Repository: "a/b"}},
-		// Docker reads an upper-case first component as a host.
-		{"UPPER/case", Image{Registry: "upper", Repository: "case"}},
 		{"localhost/a", Image{Registry: "localhost", Repository: "a"}},
 		{"[::1]:5000/a:t", Image{Registry: "[::1]:5000", Repository: "a", Tag: "t"}},
 		{"nginx:1@sha256:" + strings.Repeat("a", 64), Image{Registry: "docker.io", Repository: "library/nginx", Tag: "1", Digest: "sha256:" + strings.Repeat("a", 64)}},
@@ -185,7 +183,7 @@ func TestParseImage(t *testing.T) {
 			t.Errorf("ParseImage(%q) = %+v, want %+v", tc.ref, got, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "a/../b", "a//b", "nginx:", "nginx@sha256:short", "evil.example/x y", strings.Repeat("a", 64)} {
+	for _, bad := range []string{"", "UPPER/case", "a/../b", "a//b", "nginx:", "nginx@sha256:short", "evil.example/x y", strings.Repeat("a", 64)} {
 		if img, err := ParseImage(bad); err == nil {
 			t.Errorf("ParseImage(%q) = %+v, want an error", bad, img)
 		}

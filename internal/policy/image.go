@@ -48,6 +48,12 @@ func ParseImage(ref string) (Image, error) {
 	if d, ok := named.(reference.Digested); ok {
 		img.Digest = d.Digest().String()
 	}
+	if !looksLikeHost(strings.ToLower(img.Registry)) {
+		// Docker reads an upper-case first component as a host; in lower
+		// case the same name would be a Docker Hub path. Refuse the
+		// ambiguity rather than guess.
+		return Image{}, fmt.Errorf("image reference %q: %q is read as a registry host only because it has upper-case letters; write the host in lower case with a '.' or ':port', or the path in lower case", ref, img.Registry)
+	}
 	img.Registry, img.Repository = canonicalName(img.Registry, img.Repository)
 	return img, nil
 }
