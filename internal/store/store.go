@@ -380,6 +380,7 @@ type Store interface {
 	ScanReportStore
 	ScanSettingsStore
 	LayerCacheStore
+	PolicyStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

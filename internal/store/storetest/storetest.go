@@ -47,6 +47,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"scan reports", scanReportTests},
 		{"scan settings", scanSettingsTests},
 		{"layer cache", layerCacheTests},
+		{"policies", policyTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,0 +1,159 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/store"
+)
+
+// nextPolicyRevision takes the next global policy revision; the row lock
+// (or SQLite's write lock) orders concurrent changes.
+func (db *DB) nextPolicyRevision(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var rev int64
+	err := tx.QueryRowContext(ctx,
+		`UPDATE policy_state SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Scan(&rev)
+	return rev, err
+}
+
+// PutPolicy stores doc as the newest version of doc.Name, taking the next
+// global revision, and sets doc.Revision and doc.UpdatedAt. EINVALID if
+// Name or Document is empty.
+func (db *DB) PutPolicy(ctx context.Context, doc *store.PolicyDocument) error {
+	if doc.Name == "" {
+		return apperr.Errorf(apperr.EINVALID, "policy name is empty")
+	}
+	if doc.Document == "" {
+		return apperr.Errorf(apperr.EINVALID, "policy %q has an empty document", doc.Name)
+	}
+	now := db.nowUTC()
+	var rev int64
+	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
+		var err error
+		if rev, err = db.nextPolicyRevision(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO policies (name, project, document, revision, updated_by, updated_at)
+			 VALUES ($1, $2, $3, $4, $5, $6)
+			 ON CONFLICT (name) DO UPDATE SET project = excluded.project, document = excluded.document,
+			   revision = excluded.revision, updated_by = excluded.updated_by, updated_at = excluded.updated_at`,
+			doc.Name, doc.Project, doc.Document, rev, doc.UpdatedBy, db.ts(now)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO policy_revisions (name, revision, project, document, deleted, updated_by, updated_at)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			doc.Name, rev, doc.Project, doc.Document, false, doc.UpdatedBy, db.ts(now))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	doc.Revision, doc.UpdatedAt, doc.Deleted = rev, now, false
+	return nil
+}
+
+// Policy returns the current version of the named policy, or ENOTFOUND.
+func (db *DB) Policy(ctx context.Context, name string) (*store.PolicyDocument, error) {
+	d := &store.PolicyDocument{Name: name}
+	err := db.read.QueryRowContext(ctx,
+		`SELECT project, document, revision, updated_by, updated_at FROM policies WHERE name = $1`, name).
+		Scan(&d.Project, &d.Document, &d.Revision, &d.UpdatedBy, timeScan{&d.UpdatedAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.Errorf(apperr.ENOTFOUND, "policy %q not found", name)
+	}
+	if err != nil {
+		return nil, db.wrap(err)
+	}
+	return d, nil
+}
+
+// Policies lists the current versions ordered by name.
+func (db *DB) Policies(ctx context.Context, page store.Page) ([]store.PolicyDocument, error) {
+	n, err := limit(page.N)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.read.QueryContext(ctx,
+		`SELECT name, project, document, revision, updated_by, updated_at FROM policies
+		 WHERE name > $1 ORDER BY name LIMIT $2`, page.Last, n)
+	if err != nil {
+		return nil, db.wrap(err)
+	}
+	defer rows.Close()
+	out := []store.PolicyDocument{}
+	for rows.Next() {
+		var d store.PolicyDocument
+		if err := rows.Scan(&d.Name, &d.Project, &d.Document, &d.Revision, &d.UpdatedBy, timeScan{&d.UpdatedAt}); err != nil {
+			return nil, db.wrap(err)
+		}
+		out = append(out, d)
+	}
+	return out, db.wrap(rows.Err())
+}
+
+// DeletePolicy removes the named policy, records the deletion in its
+// history, and returns the new global revision. ENOTFOUND if missing.
+func (db *DB) DeletePolicy(ctx context.Context, name, by string) (int64, error) {
+	now := db.nowUTC()
+	var rev int64
+	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
+		var project, document string
+		err := tx.QueryRowContext(ctx,
+			`DELETE FROM policies WHERE name = $1 RETURNING project, document`, name).Scan(&project, &document)
+		if errors.Is(err, sql.ErrNoRows) {
+			return apperr.Errorf(apperr.ENOTFOUND, "policy %q not found", name)
+		}
+		if err != nil {
+			return err
+		}
+		if rev, err = db.nextPolicyRevision(ctx, tx); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO policy_revisions (name, revision, project, document, deleted, updated_by, updated_at)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			name, rev, project, document, true, by, db.ts(now))
+		return err
+	})
+	return rev, err
+}
+
+// PolicyHistory returns every version of the named policy, deletions
+// included, newest first; ENOTFOUND if it never existed.
+func (db *DB) PolicyHistory(ctx context.Context, name string) ([]store.PolicyDocument, error) {
+	rows, err := db.read.QueryContext(ctx,
+		`SELECT project, document, revision, deleted, updated_by, updated_at FROM policy_revisions
+		 WHERE name = $1 ORDER BY revision DESC`, name)
+	if err != nil {
+		return nil, db.wrap(err)
+	}
+	defer rows.Close()
+	out := []store.PolicyDocument{}
+	for rows.Next() {
+		d := store.PolicyDocument{Name: name}
+		if err := rows.Scan(&d.Project, &d.Document, &d.Revision, &d.Deleted, &d.UpdatedBy, timeScan{&d.UpdatedAt}); err != nil {
+			return nil, db.wrap(err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap(err)
+	}
+	if len(out) == 0 {
+		return nil, apperr.Errorf(apperr.ENOTFOUND, "policy %q not found", name)
+	}
+	return out, nil
+}
+
+// PolicyRevision returns the global policy revision (0 before any change).
+func (db *DB) PolicyRevision(ctx context.Context) (int64, error) {
+	var rev int64
+	if err := db.read.QueryRowContext(ctx, `SELECT revision FROM policy_state WHERE id = 1`).Scan(&rev); err != nil {
+		return 0, db.wrap(err)
+	}
+	return rev, nil
+}
