@@ -22,6 +22,11 @@ type Vulndb struct {
 	// MaxSourceSize caps everything one source expands to, and a URL's
 	// download, in bytes; a source over it fails as a whole.
 	MaxSourceSize int64 `yaml:"maxSourceSize"`
+	// ChangeLogRetention is how long the changes of a database revision
+	// stay in the change log reverse matching reads ("what changed since
+	// revision N"); a consumer further behind matches everything again. 0
+	// keeps them forever.
+	ChangeLogRetention Duration `yaml:"changeLogRetention"`
 }
 
 // VulnSource is one vulnerability data source: a name and either a URL or
@@ -80,6 +85,8 @@ func defaultVulndb() Vulndb {
 		UpdateInterval: Duration(24 * time.Hour),
 		MaxRecordSize:  4 << 20,
 		MaxSourceSize:  4 << 30,
+		// Long enough for a replica down over a holiday to catch up.
+		ChangeLogRetention: Duration(30 * 24 * time.Hour),
 	}
 }
 
@@ -115,6 +122,9 @@ func (c *Config) validateVulndb(bad func(key, format string, args ...any)) {
 	}
 	if v.UpdateInterval < 0 || (v.UpdateInterval > 0 && v.UpdateInterval < Duration(time.Minute)) {
 		bad("vulndb.updateInterval", "must be 0 (no scheduled updates) or at least 1m, got %s", v.UpdateInterval)
+	}
+	if v.ChangeLogRetention < 0 || (v.ChangeLogRetention > 0 && v.ChangeLogRetention < Duration(time.Hour)) {
+		bad("vulndb.changeLogRetention", "must be 0 (keep forever) or at least 1h, got %s", v.ChangeLogRetention)
 	}
 	if v.MaxRecordSize < 64<<10 {
 		bad("vulndb.maxRecordSize", "must be at least 65536 (64 KiB), got %d", v.MaxRecordSize)

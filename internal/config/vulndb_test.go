@@ -18,6 +18,7 @@ func TestVulndbFromFileAndEnv(t *testing.T) {
       path: /srv/osv
   updateInterval: 6h
   maxRecordSize: 1048576
+  changeLogRetention: 7d
 `
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
@@ -32,15 +33,17 @@ func TestVulndbFromFileAndEnv(t *testing.T) {
 	v := c.Vulndb
 	if len(v.Sources) != 2 || v.Sources[0].Location() != "https://osv-vulnerabilities.storage.googleapis.com/Go/all.zip" ||
 		v.Sources[1].Location() != "/srv/osv" || v.UpdateInterval != Duration(6*time.Hour) || v.MaxRecordSize != 1<<20 ||
-		v.MaxSourceSize != 4<<30 {
+		v.MaxSourceSize != 4<<30 || v.ChangeLogRetention != Duration(7*24*time.Hour) {
 		t.Fatalf("vulndb = %+v", v)
 	}
-	c, err = Load(path, []string{"CUSTOMS_VULNDB_SOURCES=pypi=https://mirror/PyPI/all.zip, alpine = ./data/alpine ", "CUSTOMS_VULNDB_UPDATE_INTERVAL=0"})
+	c, err = Load(path, []string{"CUSTOMS_VULNDB_SOURCES=pypi=https://mirror/PyPI/all.zip, alpine = ./data/alpine ", "CUSTOMS_VULNDB_UPDATE_INTERVAL=0",
+		"CUSTOMS_VULNDB_CHANGE_LOG_RETENTION=0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := VulnSources{{Name: "pypi", URL: "https://mirror/PyPI/all.zip"}, {Name: "alpine", Path: "./data/alpine"}}
-	if len(c.Vulndb.Sources) != 2 || c.Vulndb.Sources[0] != want[0] || c.Vulndb.Sources[1] != want[1] || c.Vulndb.UpdateInterval != 0 {
+	if len(c.Vulndb.Sources) != 2 || c.Vulndb.Sources[0] != want[0] || c.Vulndb.Sources[1] != want[1] || c.Vulndb.UpdateInterval != 0 ||
+		c.Vulndb.ChangeLogRetention != 0 {
 		t.Fatalf("from the environment: %+v", c.Vulndb)
 	}
 	if err := c.Validate(); err != nil {
@@ -62,6 +65,7 @@ func TestVulndbValidation(t *testing.T) {
 	}
 	c.Vulndb.UpdateInterval = Duration(time.Second)
 	c.Vulndb.MaxRecordSize = 10
+	c.Vulndb.ChangeLogRetention = Duration(time.Minute)
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("want errors")
@@ -74,6 +78,7 @@ func TestVulndbValidation(t *testing.T) {
 		"vulndb.sources[4]: /p is read by two sources",
 		"vulndb.updateInterval:",
 		"vulndb.maxRecordSize:",
+		"vulndb.changeLogRetention: must be 0 (keep forever) or at least 1h, got 1m0s",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q: %v", want, err)

@@ -23,40 +23,41 @@ func OpenVulnDB(cfg config.Config, st store.Store, logger *slog.Logger) (*vulndb
 		Sources:       srcs,
 		MaxRecordSize: cfg.Vulndb.MaxRecordSize,
 		MaxSourceSize: cfg.Vulndb.MaxSourceSize,
+		// The vulndb.changeLogRetention key: 0 keeps the log forever.
+		ChangeLogRetention: cfg.Vulndb.ChangeLogRetention.Std(),
 	})
 }
 
-// vulnUpdateDelay is how long after start the first scheduled update runs
-// when the configured sources are due (not updated within the interval).
+// vulnUpdateDelay is how long after start the first check for due sources
+// runs.
 const vulnUpdateDelay = 10 * time.Second
 
-// runVulnUpdateLoop updates the vulnerability database from its configured
-// sources every interval, and soon after start when the last successful
-// update of a source is older than that (or never happened). Every replica
-// runs it: an unchanged source costs a conditional request and no write.
+// vulnUpdateTick is how often a replica checks for sources due for their
+// scheduled update: a tenth of the interval, between 10 seconds and 5
+// minutes (a check is one query when nothing is due).
+func vulnUpdateTick(every time.Duration) time.Duration {
+	return min(max(every/10, 10*time.Second), 5*time.Minute)
+}
+
+// runVulnUpdateLoop runs the scheduled update: every replica checks, soon
+// after start and then every vulnUpdateTick, for configured sources that no
+// replica attempted within every, and imports those (vulndb.UpdateDue); a
+// source's lease in the database makes one replica at a time import it.
 func (s *Server) runVulnUpdateLoop(ctx context.Context, every time.Duration) {
 	if len(s.Vulndb.Sources()) == 0 {
 		return
 	}
-	wait := every
-	if st, err := s.Vulndb.Status(ctx); err == nil {
-		for _, src := range st.Sources {
-			if src.Configured && time.Since(src.LastSuccess) >= every {
-				wait = vulnUpdateDelay
-			}
-		}
-	}
-	t := time.NewTimer(wait)
+	t := time.NewTimer(vulnUpdateDelay)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := s.Vulndb.Update(ctx); err != nil && ctx.Err() == nil {
+			if _, err := s.Vulndb.UpdateDue(ctx, every); err != nil && ctx.Err() == nil {
 				s.logger.Error("scheduled vulnerability database update failed", "err", err)
 			}
-			t.Reset(every)
+			t.Reset(vulnUpdateTick(every))
 		}
 	}
 }

@@ -3,6 +3,8 @@ package vulndb
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/customs-dev/customs/internal/apperr"
@@ -67,7 +69,7 @@ const refBatch = 20000
 // It looks packages up by the advisories' keys (Index.Keys) and evaluates
 // versions with the index; it reads no layer and no whole inventory.
 func (s *Service) Affected(ctx context.Context, ids []string) (*AffectedResult, error) {
-	snap, err := s.snapshot(ctx)
+	snap, err := s.snapshot(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -173,18 +175,31 @@ func compareFindings(a, b match.Finding) int {
 	)
 }
 
+// ErrTooOld is wrapped by the error (ECONFLICT) of AffectedSince for a
+// revision whose later changes were pruned from the change log (see
+// Options.ChangeLogRetention): the caller has to match every stored
+// inventory again instead. Test for it with errors.Is.
+var ErrTooOld = store.ErrVulnChangesPruned
+
 // AffectedSince is Affected for everything that changed after revision
-// since: advisories, CVE ratings (through aliases) and overrides.
-// EINVALID for a negative revision.
+// since: advisories, CVE ratings (through aliases) and overrides. It
+// answers with an index at revision since or newer (waiting for one to be
+// built if need be), and Revision says which: changes after it are left
+// for the next call. EINVALID for a negative revision; an error wrapping
+// ErrTooOld when the change log no longer reaches back to since.
 func (s *Service) AffectedSince(ctx context.Context, since int64) (*AffectedSinceResult, error) {
 	if since < 0 {
 		return nil, apperr.Errorf(apperr.EINVALID, "revision %d is negative", since)
 	}
-	snap, err := s.snapshot(ctx)
+	snap, err := s.snapshot(ctx, since)
 	if err != nil {
 		return nil, err
 	}
 	changes, err := s.st.VulnChangesSince(ctx, since)
+	if errors.Is(err, store.ErrVulnChangesPruned) {
+		return nil, apperr.Wrap(ErrTooOld, apperr.ECONFLICT, fmt.Sprintf("vulnerability database revision %d is too old: %s; "+
+			"match every stored inventory again", since, apperr.Message(err)))
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -134,7 +134,8 @@ func TestFeedsAndOverrides(t *testing.T) {
 }
 
 // TestReplicas: a second service over the same database sees an import
-// made through the first within its revision check interval.
+// made through the first within its revision check interval, once its
+// background rebuild is done.
 func TestReplicas(t *testing.T) {
 	ctx := context.Background()
 	db := openSQLite(t)
@@ -147,8 +148,19 @@ func TestReplicas(t *testing.T) {
 		}
 	}
 	importOK(t, a, Source{Location: vulndata(t, "alpine-v3.3")})
+	// a reads its own write; c answers with the index it has while it
+	// builds revision 1's.
+	if ix, rev, _ := a.Index(ctx); ix.Len() != 453 || rev != 1 {
+		t.Fatalf("importing replica a: %d advisories at revision %d", ix.Len(), rev)
+	}
+	if ix, rev, err := c.Index(ctx); err != nil || (rev == 0) != (ix.Len() == 0) || rev > 1 {
+		t.Fatalf("replica c during its rebuild: %d advisories at revision %d, %v", ix.Len(), rev, err)
+	}
+	if ix, rev, err := c.IndexAt(ctx, 1); err != nil || ix.Len() != 453 || rev != 1 {
+		t.Fatalf("replica c: %d advisories at revision %d, %v", ix.Len(), rev, err)
+	}
 	if ix, rev, _ := c.Index(ctx); ix.Len() != 453 || rev != 1 {
-		t.Fatalf("replica c: %d advisories at revision %d", ix.Len(), rev)
+		t.Fatalf("replica c after its rebuild: %d advisories at revision %d", ix.Len(), rev)
 	}
 	if ix, rev, _ := b.Index(ctx); ix.Len() != 0 || rev != 0 {
 		t.Fatalf("replica b rebuilt before its check interval: %d at %d", ix.Len(), rev)

@@ -54,12 +54,24 @@ func feedSample(t testing.TB, name string) string {
 // openSQLite opens a fresh SQLite store under t's temporary directory.
 func openSQLite(t testing.TB) Store {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "customs.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
+	return openSQLiteN(t, 1)[0]
+}
+
+// openSQLiteN opens n stores over one fresh SQLite database file, as n
+// processes sharing it would.
+func openSQLiteN(t testing.TB, n int, opts ...sqlite.Option) []Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "customs.db")
+	var out []Store
+	for range n {
+		db, err := sqlite.Open(context.Background(), path, slog.New(slog.DiscardHandler), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		out = append(out, db)
 	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return out
 }
 
 // pgDSNVar names the variable holding the PostgreSQL test server's DSN.
@@ -68,6 +80,13 @@ const pgDSNVar = "CUSTOMS_TEST_POSTGRES_DSN"
 // openPostgres opens a store in a fresh schema of the PostgreSQL test
 // server, or skips t without one.
 func openPostgres(t testing.TB) Store {
+	t.Helper()
+	return openPostgresN(t, 1)[0]
+}
+
+// openPostgresN opens n stores over one fresh schema of the PostgreSQL
+// test server, as n replicas sharing it would, or skips t without one.
+func openPostgresN(t testing.TB, n int) []Store {
 	t.Helper()
 	dsn := os.Getenv(pgDSNVar)
 	if dsn == "" {
@@ -91,19 +110,28 @@ func openPostgres(t testing.TB) Store {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	db, err := postgres.Open(ctx, u.String(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
+	var out []Store
+	for range n {
+		db, err := postgres.Open(ctx, u.String(), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		out = append(out, db)
 	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return out
 }
 
-// drivers are the stores the service tests run on.
+// drivers are the stores the service tests run on; openN opens n stores
+// over one database.
 var drivers = []struct {
-	name string
-	open func(t testing.TB) Store
-}{{"sqlite", openSQLite}, {"postgres", openPostgres}}
+	name  string
+	open  func(t testing.TB) Store
+	openN func(t testing.TB, n int) []Store
+}{
+	{"sqlite", openSQLite, func(t testing.TB, n int) []Store { return openSQLiteN(t, n) }},
+	{"postgres", openPostgres, openPostgresN},
+}
 
 // newService opens a service over a fresh SQLite store unless opts has one.
 func newService(t testing.TB, opts Options) *Service {
@@ -118,6 +146,7 @@ func newService(t testing.TB, opts Options) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Close)
 	return s
 }
 

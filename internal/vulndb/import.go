@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/customs-dev/customs/internal/apperr"
@@ -33,6 +34,11 @@ type Result struct {
 	Removed int `json:"removed"`
 	// Revision is the database revision after the import.
 	Revision int64 `json:"revision"`
+	// HeldBy names the process that was importing the source when this
+	// import wanted to: nothing was read or written. Import and Update
+	// report it as an ECONFLICT Err too; UpdateDue leaves the source to
+	// that process without an error.
+	HeldBy string `json:"heldBy,omitempty"`
 	// Skipped are the bad records left out (their stored versions stay).
 	Skipped []*RecordError `json:"-"`
 	// Err is the source's failure: nothing of it was imported. nil on
@@ -49,6 +55,12 @@ type Progress struct {
 	Source   string    `json:"source"`
 	Location string    `json:"location"`
 	Started  time.Time `json:"started"`
+	// Owner names the process running the import (Options.Owner).
+	Owner string `json:"owner"`
+	// UpdatedAt is when another process's import last wrote its progress
+	// to the database (zero for this process's own imports, which are
+	// shown as they are).
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 	// Phase is "downloading", "reading" or "writing".
 	Phase string `json:"phase"`
 	// Bytes counts the bytes downloaded so far (URL sources).
@@ -60,7 +72,8 @@ type Progress struct {
 	Errors  int `json:"errors"`
 }
 
-// Running returns the imports this process is running now.
+// Running returns the imports this process is running now (Status shows
+// those of every process sharing the database).
 func (s *Service) Running() []Progress {
 	s.progMu.Lock()
 	defer s.progMu.Unlock()
@@ -87,6 +100,50 @@ func (s *Service) Update(ctx context.Context) ([]Result, error) {
 	return s.Import(ctx, s.sources...)
 }
 
+// UpdateDue is the scheduled update, which every replica runs: it imports
+// the configured sources that no process sharing the database attempted
+// within every (or that were imported from another location). A source
+// another process is importing is left to it (its Result has HeldBy and no
+// Err), and so is one that another process attempted after UpdateDue read
+// the sources. It returns the results of the sources it tried, none when
+// nothing is due or this process is importing already. EINVALID if no
+// source is configured.
+func (s *Service) UpdateDue(ctx context.Context, every time.Duration) ([]Result, error) {
+	if len(s.sources) == 0 {
+		return nil, apperr.Errorf(apperr.EINVALID, "no vulnerability sources are configured (vulndb.sources)")
+	}
+	if !s.importMu.TryLock() {
+		return nil, nil
+	}
+	defer s.importMu.Unlock()
+	dueBefore := s.opts.Clock().Add(-every)
+	stored, err := s.st.VulnSources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*store.VulnSource{}
+	for i := range stored {
+		byName[stored[i].Name] = &stored[i]
+	}
+	var due []Source
+	for _, src := range s.sources {
+		if isDue(byName[src.Name], src, dueBefore) {
+			due = append(due, src)
+		}
+	}
+	if len(due) == 0 {
+		return nil, nil
+	}
+	return s.importLocked(ctx, due, dueBefore)
+}
+
+// isDue reports whether a scheduled update should import src, whose stored
+// state is prev (nil if never imported): not attempted since dueBefore, or
+// imported from another location.
+func isDue(prev *store.VulnSource, src Source, dueBefore time.Time) bool {
+	return prev == nil || prev.Location != src.Location || prev.LastAttempt.Before(dueBefore)
+}
+
 // Busy reports whether this process is importing now.
 func (s *Service) Busy() bool {
 	if s.importMu.TryLock() {
@@ -100,7 +157,11 @@ func (s *Service) Busy() bool {
 // returns one Result per source. A source without a name takes the name of
 // the configured source at its location, or its location. The error joins
 // the sources' failures (each Result says its own); bad records are not
-// failures. Imports in one process run one at a time.
+// failures. Imports in one process run one at a time; a source that
+// another process is importing is not imported again (Result.HeldBy).
+// Once the revision changed, the change log is pruned (see
+// Options.ChangeLogRetention) and, if this process uses an index, Import
+// returns after its rebuild, so that Match reads what Import wrote.
 func (s *Service) Import(ctx context.Context, srcs ...Source) ([]Result, error) {
 	norm := make([]Source, len(srcs))
 	for i, src := range srcs {
@@ -119,35 +180,102 @@ func (s *Service) Import(ctx context.Context, srcs ...Source) ([]Result, error) 
 	}
 	s.importMu.Lock()
 	defer s.importMu.Unlock()
-	return s.importLocked(ctx, norm)
+	return s.importLocked(ctx, norm, time.Time{})
 }
 
-// importLocked imports normalized sources; the caller holds importMu.
-func (s *Service) importLocked(ctx context.Context, norm []Source) ([]Result, error) {
+// importLocked imports normalized sources; the caller holds importMu. A
+// non-zero dueBefore makes it a scheduled update (see UpdateDue).
+func (s *Service) importLocked(ctx context.Context, norm []Source, dueBefore time.Time) ([]Result, error) {
 	results := make([]Result, 0, len(norm))
 	var errs []error
+	var rev int64
+	defer func() {
+		if rev > 0 {
+			s.afterWrite(context.WithoutCancel(ctx), rev)
+		}
+	}()
 	for _, src := range norm {
 		if err := ctx.Err(); err != nil {
 			return results, err
 		}
-		r := s.importSource(ctx, src)
-		if r.Err != nil {
+		r, tried := s.importSource(ctx, src, dueBefore)
+		switch {
+		case !tried:
+			s.log.Debug("vulndb: source updated meanwhile by another process", "source", src.Name)
+			continue
+		case r.HeldBy != "" && !dueBefore.IsZero():
+			r.Err = nil
+			s.log.Info("vulndb: another process is importing the source; left to it", "source", r.Source, "owner", r.HeldBy)
+		case r.Err != nil:
 			errs = append(errs, r.Err)
 			s.log.Warn("vulndb: import failed; the source's previous data stays", "source", r.Source, "err", r.Err)
-		} else {
+		default:
 			s.log.Info("vulndb: imported", "source", r.Source, "read", r.Read, "added", r.Added,
 				"updated", r.Updated, "removed", r.Removed, "skipped", len(r.Skipped), "unchanged", r.Unchanged,
 				"revision", r.Revision, "duration", r.Duration)
+			if r.Changed() {
+				rev = max(rev, r.Revision)
+			}
 		}
 		results = append(results, r)
 	}
 	return results, errors.Join(errs...)
 }
 
-// importSource runs one source's import and records a failed attempt.
-func (s *Service) importSource(ctx context.Context, src Source) Result {
+// afterWrite follows a change this process made that brought the database
+// to revision rev: it prunes the change log and brings this process's
+// index up to rev.
+func (s *Service) afterWrite(ctx context.Context, rev int64) {
+	if keep := s.opts.ChangeLogRetention; keep > 0 {
+		before := s.opts.Clock().Add(-keep)
+		if pruned, err := s.st.PruneVulnChanges(ctx, before); err != nil {
+			s.log.Warn("vulndb: pruning the change log", "err", err)
+		} else {
+			s.log.Debug("vulndb: change log pruned", "through_revision", pruned, "older_than", before)
+		}
+	}
+	s.refreshAfterWrite(ctx, rev)
+}
+
+// errLeaseLost ends an import whose lease another process took over.
+var errLeaseLost = errors.New("lease lost")
+
+// importSource runs one source's import under the source's lease and
+// records a failed attempt. With a non-zero dueBefore it returns tried =
+// false, doing nothing, if the source turns out to have been attempted
+// since then (by another process, once it holds the lease).
+func (s *Service) importSource(ctx context.Context, src Source, dueBefore time.Time) (r Result, tried bool) {
 	start := s.opts.Clock()
-	p := &Progress{Source: src.Name, Location: src.Location, Started: start, Phase: "reading"}
+	r = Result{Source: src.Name, Location: src.Location}
+	run := &store.VulnImportRun{Source: src.Name, Location: src.Location, Owner: s.opts.Owner, Phase: "reading"}
+	holder, err := s.st.ClaimVulnImport(ctx, run, s.opts.ImportLease)
+	if err != nil {
+		r.Err = err
+		return r, true
+	}
+	if holder != nil {
+		r.HeldBy = holder.Owner
+		r.Err = apperr.Errorf(apperr.ECONFLICT, "vulnerability source %s is being imported by %s (since %s); its result will show in the status",
+			src.Name, holder.Owner, holder.Started.UTC().Format(time.RFC3339))
+		return r, true
+	}
+	defer func() {
+		if err := s.st.ReleaseVulnImport(context.WithoutCancel(ctx), src.Name, s.opts.Owner); err != nil {
+			s.log.Warn("vulndb: releasing an import lease (it expires by itself)", "source", src.Name, "err", err)
+		}
+	}()
+	if !dueBefore.IsZero() {
+		prev, err := s.sourceState(ctx, src.Name)
+		if err != nil {
+			r.Err = err
+			return r, true
+		}
+		if !isDue(prev, src, dueBefore) {
+			return r, false
+		}
+	}
+
+	p := &Progress{Source: src.Name, Location: src.Location, Started: start, Owner: s.opts.Owner, Phase: "reading"}
 	s.progMu.Lock()
 	s.running = append(s.running, p)
 	s.progMu.Unlock()
@@ -156,21 +284,30 @@ func (s *Service) importSource(ctx context.Context, src Source) Result {
 		s.running = slices.DeleteFunc(s.running, func(q *Progress) bool { return q == p })
 		s.progMu.Unlock()
 	}()
+	ictx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := s.heartbeat(ictx, cancel, run, p)
 
-	r := Result{Source: src.Name, Location: src.Location}
-	err := s.read(ctx, src, p, &r)
+	err = s.read(ictx, src, p, &r)
+	stop()
 	r.Duration = s.opts.Clock().Sub(start)
 	if err == nil {
-		return r
+		return r, true
 	}
 	var se *sourceError
-	if errors.As(err, &se) {
+	lost := errors.Is(context.Cause(ictx), errLeaseLost) && ctx.Err() == nil
+	switch {
+	case errors.As(err, &se):
 		where := src.Name
 		if src.Name != src.Location {
 			where += " (" + src.Location + ")"
 		}
 		err = apperr.Errorf(apperr.EINVALID, "vulnerability source %s: %s", where, se.Error())
-	} else if apperr.Code(err) == apperr.EINTERNAL && errors.Is(err, context.Canceled) {
+	case lost:
+		r.Err = apperr.Errorf(apperr.ECONFLICT, "vulnerability source %s: import abandoned: its lease was taken over by another "+
+			"process after this one could not renew it for %s", src.Name, s.opts.ImportLease)
+		return r, true // that process records its own attempt
+	case apperr.Code(err) == apperr.EINTERNAL && errors.Is(err, context.Canceled):
 		err = apperr.Wrap(err, apperr.EUNAVAILABLE, "vulnerability source "+src.Name+": import cancelled")
 	}
 	r.Err = err
@@ -179,7 +316,48 @@ func (s *Service) importSource(ctx context.Context, src Source) Result {
 		Source: src.Name, Location: src.Location, Err: apperr.Message(err)}); aerr != nil {
 		s.log.Error("vulndb: recording a failed import", "source", src.Name, "err", aerr)
 	}
-	return r
+	return r, true
+}
+
+// heartbeat writes p to the database as run's progress every
+// Options.ProgressEvery, renewing run's lease, until stop is called or ctx
+// ends. If the lease turns out to be held by another process, it cancels
+// the import with errLeaseLost.
+func (s *Service) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, run *store.VulnImportRun, p *Progress) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.opts.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			s.progMu.Lock()
+			run.Phase, run.Bytes = p.Phase, p.Bytes
+			run.Read, run.Changed, run.Errors = int64(p.Read), int64(p.Changed), int64(p.Errors)
+			s.progMu.Unlock()
+			err := s.st.RenewVulnImport(ctx, run, s.opts.ImportLease)
+			switch {
+			case apperr.Is(err, apperr.ECONFLICT):
+				s.log.Warn("vulndb: another process took over the import of the source; abandoning it", "source", run.Source)
+				cancel(errLeaseLost)
+				return
+			case err != nil && ctx.Err() == nil:
+				s.log.Warn("vulndb: writing import progress", "source", run.Source, "err", err)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // read reads src and imports what it holds.

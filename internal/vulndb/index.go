@@ -17,9 +17,8 @@ import (
 
 // snapshot is the index of one database revision.
 type snapshot struct {
-	rev     int64
-	ix      *match.Index
-	checked time.Time // when rev was last confirmed current
+	rev int64
+	ix  *match.Index
 	// aliases maps every alias and upstream id to the advisories naming it
 	// (a CVE's rating or override changes those advisories).
 	aliases map[string][]string
@@ -27,6 +26,14 @@ type snapshot struct {
 	errs []error
 	// cves counts the CVE ratings, overrides the overrides.
 	cves, overrides int
+}
+
+// indexBuild is an index build under way; done is closed once snap (the
+// newest index after it) or err is set.
+type indexBuild struct {
+	done chan struct{}
+	snap *snapshot
+	err  error
 }
 
 // lookup is the match.Lookup of a snapshot: overrides and CVE ratings by id.
@@ -48,40 +55,135 @@ func first(m map[string]severity.Rating, ids []string) (severity.Rating, bool) {
 func (l *lookup) Override(ids []string) (severity.Rating, bool) { return first(l.overrides, ids) }
 func (l *lookup) Feed(ids []string) (severity.Rating, bool)     { return first(l.feed, ids) }
 
-// Index returns the match index of the database's current revision, and
-// that revision. The index is built once per revision and shared; the
-// revision is checked at most once per Options.RevisionCheck, so a change
-// made by another replica shows within that time.
+// Index returns the match index to use now and the database revision it
+// answers for; callers that cache decisions key them on that revision.
+// The index is built once per revision and shared. The revision is checked
+// at most once per Options.RevisionCheck, so a change made by another
+// replica shows within that time plus a build: when the database has a
+// newer revision, one goroutine builds its index in the background while
+// Index keeps returning the previous one (and its revision) at once. Only
+// the first build of the process is waited for.
 func (s *Service) Index(ctx context.Context) (*match.Index, int64, error) {
-	snap, err := s.snapshot(ctx)
+	return s.IndexAt(ctx, 0)
+}
+
+// IndexAt is Index for an index at revision atLeast or newer: when the
+// index at hand is older it waits for the build of the database's current
+// revision (asking for a revision beyond the database's asks for that).
+func (s *Service) IndexAt(ctx context.Context, atLeast int64) (*match.Index, int64, error) {
+	snap, err := s.snapshot(ctx, atLeast)
 	if err != nil {
 		return nil, 0, err
 	}
 	return snap.ix, snap.rev, nil
 }
 
-func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {
+// checkDue reports whether the database's revision should be read now, and
+// if so records that it is being read, so that concurrent callers keep
+// serving the index at hand meanwhile.
+func (s *Service) checkDue(force bool) bool {
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
 	now := s.opts.Clock()
-	if s.snap != nil && s.opts.RevisionCheck > 0 && now.Sub(s.snap.checked) < s.opts.RevisionCheck {
-		return s.snap, nil
+	if !force && s.opts.RevisionCheck > 0 && !s.checked.IsZero() && now.Sub(s.checked) < s.opts.RevisionCheck {
+		return false
+	}
+	s.checked = now
+	return true
+}
+
+// snapshot returns the index to answer with: the one at hand unless it is
+// older than atLeast or the database moved on; see Index and IndexAt.
+func (s *Service) snapshot(ctx context.Context, atLeast int64) (*snapshot, error) {
+	cur := s.snap.Load()
+	usable := cur != nil && cur.rev >= atLeast
+	if !s.checkDue(!usable) && usable {
+		return cur, nil
 	}
 	st, err := s.st.VulnState(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if s.snap != nil && s.snap.rev == st.Revision {
-		s.snap.checked = now
-		return s.snap, nil
+	if cur != nil && cur.rev >= st.Revision {
+		return cur, nil
 	}
-	snap, err := s.build(ctx)
-	if err != nil {
-		return nil, err
+	need := min(atLeast, st.Revision)
+	b := s.startBuild()
+	if cur != nil && cur.rev >= need {
+		return cur, nil // the build goes on; later calls get its index
 	}
-	snap.checked = now
-	s.snap = snap
-	return snap, nil
+	for {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return nil, apperr.Wrap(ctx.Err(), apperr.EUNAVAILABLE, "waiting for the vulnerability index: request cancelled")
+		}
+		if b.err != nil {
+			return nil, b.err
+		}
+		if b.snap.rev >= need {
+			return b.snap, nil
+		}
+		// That build began before revision need was written.
+		b = s.startBuild()
+	}
+}
+
+// startBuild starts a build of the database's current revision in the
+// background, or returns the one under way.
+func (s *Service) startBuild() *indexBuild {
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	if s.building != nil {
+		return s.building
+	}
+	b := &indexBuild{done: make(chan struct{})}
+	s.building = b
+	run := func() {
+		snap, err := s.build(s.bg)
+		if err == nil {
+			snap = s.install(snap)
+		} else if s.bg.Err() != nil {
+			err = errClosing()
+		}
+		s.idxMu.Lock()
+		s.building = nil
+		s.idxMu.Unlock()
+		b.snap, b.err = snap, err
+		close(b.done)
+	}
+	if !s.goBG(run) {
+		s.building = nil
+		b.err = errClosing()
+		close(b.done)
+	}
+	return b
+}
+
+// install makes snap the index at hand unless a newer one is, and returns
+// the one at hand.
+func (s *Service) install(snap *snapshot) *snapshot {
+	for {
+		cur := s.snap.Load()
+		if cur != nil && cur.rev >= snap.rev {
+			return cur
+		}
+		if s.snap.CompareAndSwap(cur, snap) {
+			return snap
+		}
+	}
+}
+
+// refreshAfterWrite brings an index this process uses up to revision rev,
+// written by this process, so that its own callers read their writes; a
+// process that never used an index builds none.
+func (s *Service) refreshAfterWrite(ctx context.Context, rev int64) {
+	if cur := s.snap.Load(); cur == nil || cur.rev >= rev {
+		return
+	}
+	if _, err := s.snapshot(ctx, rev); err != nil {
+		s.log.Warn("vulndb: rebuilding the index after a change", "revision", rev, "err", err)
+	}
 }
 
 // build reads every record and override and builds their index.
@@ -174,7 +276,8 @@ type MatchResult struct {
 	Findings []match.Finding `json:"findings"`
 }
 
-// Match returns the findings of inv against the current revision.
+// Match returns the findings of inv against the index Index returns, with
+// the revision they are for; it does not wait for a rebuild.
 func (s *Service) Match(ctx context.Context, inv *inventory.Inventory) (*MatchResult, error) {
 	if inv == nil {
 		return nil, apperr.Errorf(apperr.EINVALID, "no inventory to match")
@@ -183,6 +286,7 @@ func (s *Service) Match(ctx context.Context, inv *inventory.Inventory) (*MatchRe
 	if err != nil {
 		return nil, err
 	}
+	// rev and ix belong together: a rebuild swaps both at once.
 	fs := ix.Match(inv)
 	if fs == nil {
 		fs = []match.Finding{}

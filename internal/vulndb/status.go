@@ -30,7 +30,13 @@ type Status struct {
 	// overrides.
 	CVERatings int `json:"cveRatings"`
 	Overrides  int `json:"overrides"`
-	// Running are the imports this process runs now.
+	// ChangeLogFrom is the oldest revision AffectedSince answers for: the
+	// changes of the revisions up to it were pruned (0 if none were).
+	ChangeLogFrom int64 `json:"changeLogFrom"`
+	// Running are the imports running now in every process sharing the
+	// database, by source; another process's progress is as of its last
+	// write (Progress.UpdatedAt), and an import whose process stopped
+	// renewing its lease is not shown.
 	Running []Progress `json:"running"`
 }
 
@@ -79,8 +85,12 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	running, err := s.runningEverywhere(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := &Status{Revision: st.Revision, UpdatedAt: st.UpdatedAt, Sources: []SourceStatus{}, Ecosystems: []EcosystemCount{},
-		Overrides: len(ovs), Running: s.Running()}
+		Overrides: len(ovs), ChangeLogFrom: st.PrunedThrough, Running: running}
 	byName := map[string]int{}
 	for _, c := range s.sources {
 		byName[c.Name] = len(out.Sources)
@@ -111,6 +121,29 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 	return out, nil
 }
 
+// runningEverywhere lists the imports of every process, by source: those
+// the database records, with this process's own as they are now.
+func (s *Service) runningEverywhere(ctx context.Context) ([]Progress, error) {
+	runs, err := s.st.VulnImports(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := s.Running()
+	mine := map[string]bool{}
+	for _, p := range out {
+		mine[p.Source] = true
+	}
+	for _, r := range runs {
+		if r.Owner == s.opts.Owner && mine[r.Source] {
+			continue
+		}
+		out = append(out, Progress{Source: r.Source, Location: r.Location, Started: r.Started, Owner: r.Owner,
+			UpdatedAt: r.UpdatedAt, Phase: r.Phase, Bytes: r.Bytes, Read: int(r.Read), Changed: int(r.Changed), Errors: int(r.Errors)})
+	}
+	slices.SortFunc(out, func(a, b Progress) int { return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Owner, b.Owner)) })
+	return out, nil
+}
+
 // Override is an operator's severity for an advisory or CVE id.
 type Override struct {
 	ID        string         `json:"id"`
@@ -123,7 +156,8 @@ type Override struct {
 
 // SetOverride makes level the severity of every finding of the advisory
 // id, or of the advisories aliasing it (a CVE id), whatever else rates
-// them. by names who decided it. It bumps the revision.
+// them. by names who decided it. It bumps the revision (and, like Import,
+// prunes the change log and brings an index in use up to it).
 func (s *Service) SetOverride(ctx context.Context, id string, level severity.Level, reason, by string) (*Override, error) {
 	id = strings.TrimSpace(id)
 	if id == "" || strings.ContainsAny(id, " \t\n") {
@@ -139,6 +173,7 @@ func (s *Service) SetOverride(ctx context.Context, id string, level severity.Lev
 	if err := s.st.PutVulnOverride(ctx, o); err != nil {
 		return nil, err
 	}
+	s.afterWrite(ctx, o.Revision)
 	return &Override{ID: o.ID, Level: level, Reason: o.Reason, CreatedBy: o.CreatedBy, CreatedAt: o.CreatedAt, Revision: o.Revision}, nil
 }
 
@@ -162,5 +197,10 @@ func (s *Service) Overrides(ctx context.Context) ([]Override, error) {
 // DeleteOverride removes the override of id and returns the new revision.
 // ENOTFOUND if there is none.
 func (s *Service) DeleteOverride(ctx context.Context, id string) (int64, error) {
-	return s.st.DeleteVulnOverride(ctx, id)
+	rev, err := s.st.DeleteVulnOverride(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	s.afterWrite(ctx, rev)
+	return rev, nil
 }

@@ -30,17 +30,35 @@
 //
 // Index builds a match.Index from the database once per revision and
 // caches it; any replica rebuilds from the database, checking the revision
-// at most once per Options.RevisionCheck. Operator overrides and CVE feed
-// ratings reach the index through match.Lookup.
+// at most once per Options.RevisionCheck. A rebuild runs in the background
+// while the previous index keeps answering (only the first build of a
+// process is waited for), and every answer names the revision it is for.
+// Operator overrides and CVE feed ratings reach the index through
+// match.Lookup.
+//
+// # Replicas
+//
+// An import holds a lease on its source in the database (renewed while it
+// runs, with its progress), so one process at a time imports a source and
+// every replica shows the imports running anywhere; UpdateDue, the
+// scheduled update, skips sources another process imports or has just
+// updated. The change log behind AffectedSince is pruned after
+// Options.ChangeLogRetention; a revision older than what it keeps gets
+// ErrTooOld.
 package vulndb
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/customs-dev/customs/internal/apperr"
@@ -77,6 +95,8 @@ const (
 	DefaultMaxFeedSize   = 512 << 20
 	DefaultMaxSourceSize = 4 << 30
 	DefaultRevisionCheck = time.Second
+	DefaultImportLease   = 2 * time.Minute
+	DefaultProgressEvery = 2 * time.Second
 )
 
 // Options configures a Service. Store is required.
@@ -100,6 +120,20 @@ type Options struct {
 	RevisionCheck time.Duration
 	// Clock is the time source (default time.Now).
 	Clock func() time.Time
+	// Owner names this process in import leases (default
+	// host-pid-random); processes sharing a database need distinct names.
+	Owner string
+	// ImportLease is how long an import's lease of its source holds
+	// without renewal (default 2m): a process that stops renewing it for
+	// that long counts as dead, and its import may be run elsewhere.
+	// ProgressEvery is how often a running import writes its progress to
+	// the database and renews its lease (default 2s; less than
+	// ImportLease).
+	ImportLease, ProgressEvery time.Duration
+	// ChangeLogRetention is how long the changes of a revision stay in the
+	// change log AffectedSince reads; 0 keeps them forever. The log is
+	// pruned after imports and override changes.
+	ChangeLogRetention time.Duration
 }
 
 // Service is the vulnerability database. It is safe for concurrent use.
@@ -113,12 +147,21 @@ type Service struct {
 	progMu   sync.Mutex
 	running  []*Progress
 
-	idxMu sync.Mutex
-	snap  *snapshot
+	// snap is the newest index built; readers load it without a lock.
+	snap atomic.Pointer[snapshot]
+	// idxMu guards checked (when the database's revision was last read)
+	// and building (the index build under way, nil if none).
+	idxMu    sync.Mutex
+	checked  time.Time
+	building *indexBuild
 
-	// bg is the lifetime of updates started by StartUpdate; Close ends it.
+	// bg is the lifetime of background work (updates started by
+	// StartUpdate, index builds); Close ends it. bgMu orders goBG with
+	// Close.
 	bg     context.Context
 	stopBG context.CancelFunc
+	bgMu   sync.Mutex
+	closed bool
 	bgWG   sync.WaitGroup
 }
 
@@ -149,6 +192,22 @@ func Open(opts Options) (*Service, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	if opts.ImportLease <= 0 {
+		opts.ImportLease = DefaultImportLease
+	}
+	if opts.ProgressEvery <= 0 {
+		opts.ProgressEvery = DefaultProgressEvery
+	}
+	if opts.ProgressEvery >= opts.ImportLease {
+		return nil, apperr.Errorf(apperr.EINVALID, "vulndb: progress is written every %s, not within the import lease of %s",
+			opts.ProgressEvery, opts.ImportLease)
+	}
+	if opts.ChangeLogRetention < 0 {
+		return nil, apperr.Errorf(apperr.EINVALID, "vulndb: change log retention %s is negative", opts.ChangeLogRetention)
+	}
+	if opts.Owner == "" {
+		opts.Owner = defaultOwner()
+	}
 	s := &Service{opts: opts, st: opts.Store, log: opts.Logger}
 	s.bg, s.stopBG = context.WithCancel(context.Background())
 	names := map[string]bool{}
@@ -169,6 +228,20 @@ func Open(opts Options) (*Service, error) {
 	}
 	return s, nil
 }
+
+// defaultOwner names this process: host, pid and a random part.
+func defaultOwner() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "customs"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Owner names this process in import leases.
+func (s *Service) Owner() string { return s.opts.Owner }
 
 // normalize makes a path location absolute and fills in a missing name.
 func normalize(src Source) (Source, error) {
@@ -196,25 +269,49 @@ func (s *Service) StartUpdate() error {
 	if len(s.sources) == 0 {
 		return apperr.Errorf(apperr.EINVALID, "no vulnerability sources are configured (vulndb.sources)")
 	}
-	if s.bg.Err() != nil {
-		return apperr.Errorf(apperr.EUNAVAILABLE, "the vulnerability database is shutting down")
-	}
 	if !s.importMu.TryLock() {
 		return apperr.Errorf(apperr.ECONFLICT, "a vulnerability database import is already running")
+	}
+	started := s.goBG(func() {
+		defer s.importMu.Unlock()
+		if _, err := s.importLocked(s.bg, s.sources, time.Time{}); err != nil && s.bg.Err() == nil {
+			s.log.Error("vulndb: update failed", "err", err)
+		}
+	})
+	if !started {
+		s.importMu.Unlock()
+		return errClosing()
+	}
+	return nil
+}
+
+// errClosing is the error of work asked for after Close.
+func errClosing() error {
+	return apperr.Errorf(apperr.EUNAVAILABLE, "the vulnerability database is shutting down")
+}
+
+// goBG runs fn in a goroutine that Close waits for, unless Close was
+// called: then it returns false and does not run fn.
+func (s *Service) goBG(fn func()) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.closed {
+		return false
 	}
 	s.bgWG.Add(1)
 	go func() {
 		defer s.bgWG.Done()
-		defer s.importMu.Unlock()
-		if _, err := s.importLocked(s.bg, s.sources); err != nil && s.bg.Err() == nil {
-			s.log.Error("vulndb: update failed", "err", err)
-		}
+		fn()
 	}()
-	return nil
+	return true
 }
 
-// Close cancels updates started by StartUpdate and waits for them to end.
+// Close cancels background work (updates started by StartUpdate, index
+// builds) and waits for it to end.
 func (s *Service) Close() {
+	s.bgMu.Lock()
+	s.closed = true
+	s.bgMu.Unlock()
 	s.stopBG()
 	s.bgWG.Wait()
 }
