@@ -44,8 +44,8 @@ while customs serve is running on the same data: it never races a push.`,
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "deleted %d blobs (%d bytes) and %d abandoned uploads in %s\n",
-			stats.BlobsDeleted, stats.BytesFreed, stats.UploadsDeleted, stats.Duration.Round(1e6))
+		fmt.Fprintf(cmd.OutOrStdout(), "deleted %d blobs (%d bytes), %d abandoned uploads and the scan reports of %d deleted manifests in %s\n",
+			stats.BlobsDeleted, stats.BytesFreed, stats.UploadsDeleted, stats.Scan.Reports, stats.Duration.Round(1e6))
 		return nil
 	}
 	return cmd

@@ -6,6 +6,11 @@
 // re-checks candidacy and removes the bytes inside one transaction, so a
 // manifest that commits a reference to a blob either sees the blob or fails
 // with MANIFEST_BLOB_UNKNOWN — it can never point at deleted bytes.
+//
+// A collection also removes what the scanner keeps about manifests that no
+// repository stores any more (reports, first-seen rows, inventories, idle
+// jobs): this is the one place scan data is cleaned, so a manifest deleted
+// by any path (API, tag retention, project deletion) is covered.
 package gc
 
 import (
@@ -18,12 +23,15 @@ import (
 
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/blob"
+	"github.com/customs-dev/customs/internal/store"
 )
 
 // Store is the subset of store.RegistryStore the collector uses.
 type Store interface {
 	GCCandidates(ctx context.Context, cutoff time.Time, limit int) ([]digest.Digest, error)
 	DeleteBlobIfUnused(ctx context.Context, d digest.Digest, cutoff time.Time, removeBytes func() error) (bool, error)
+	// DeleteOrphanScanData is store.ScanReportStore's.
+	DeleteOrphanScanData(ctx context.Context) (store.ScanCleanup, error)
 }
 
 // Options configures a Collector.
@@ -44,7 +52,10 @@ type Stats struct {
 	BlobsDeleted   int
 	BytesFreed     int64
 	UploadsDeleted int
-	Duration       time.Duration
+	// Scan counts the scan reports, inventories and jobs removed because
+	// no repository stores their manifest any more.
+	Scan     store.ScanCleanup
+	Duration time.Duration
 }
 
 // Collector runs garbage collections.
@@ -60,14 +71,20 @@ func New(opts Options) *Collector {
 	return &Collector{opts: opts}
 }
 
-// Run performs one collection: unreferenced blobs last touched before
-// now-GracePeriod and abandoned uploads idle longer than UploadMaxAge. It
-// stops early, returning ctx's error, when ctx
-// is cancelled.
+// Run performs one collection: scan data of manifests no repository
+// stores, unreferenced blobs last touched before now-GracePeriod, and
+// abandoned uploads idle longer than UploadMaxAge. It stops early,
+// returning ctx's error, when ctx is cancelled.
 func (c *Collector) Run(ctx context.Context) (Stats, error) {
 	start := c.opts.Now()
 	var st Stats
 	cutoff := start.Add(-c.opts.GracePeriod)
+
+	sc, err := c.opts.Store.DeleteOrphanScanData(ctx)
+	if err != nil {
+		return st, fmt.Errorf("removing scan data of deleted manifests: %w", err)
+	}
+	st.Scan = sc
 
 	const batch = 500
 	for {
@@ -109,7 +126,7 @@ func (c *Collector) Run(ctx context.Context) (Stats, error) {
 
 	uploadCutoff := start.Add(-c.opts.UploadMaxAge)
 	var stale []string
-	err := c.opts.Blobs.Uploads(ctx, func(u blob.UploadInfo) error {
+	err = c.opts.Blobs.Uploads(ctx, func(u blob.UploadInfo) error {
 		if u.UpdatedAt.Before(uploadCutoff) {
 			stale = append(stale, u.ID)
 		}
@@ -128,6 +145,7 @@ func (c *Collector) Run(ctx context.Context) (Stats, error) {
 
 	st.Duration = c.opts.Now().Sub(start)
 	c.opts.Logger.Info("gc: done", "blobs", st.BlobsDeleted, "bytes", st.BytesFreed,
-		"uploads", st.UploadsDeleted, "duration", st.Duration)
+		"uploads", st.UploadsDeleted, "scan_reports", st.Scan.Reports, "inventories", st.Scan.Inventories,
+		"scan_jobs", st.Scan.Jobs, "duration", st.Duration)
 	return st, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/customs-dev/customs/internal/apperr"
 	blobfs "github.com/customs-dev/customs/internal/blob/fs"
 	"github.com/customs-dev/customs/internal/gc"
+	"github.com/customs-dev/customs/internal/inventory"
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/sqlite"
 )
@@ -183,5 +184,63 @@ func TestNeverRacesAPush(t *testing.T) {
 		if _, err := f.blobs.Stat(f.ctx, d); err != nil {
 			t.Fatalf("round %d: manifest committed but its blob is gone: %v", i, err)
 		}
+	}
+}
+
+// TestRemovesScanDataOfDeletedManifests: a collection removes the report
+// (with its first-seen rows), inventory and idle job of a manifest that no
+// repository stores, and keeps those of a stored one.
+func TestRemovesScanDataOfDeletedManifests(t *testing.T) {
+	f := newFixture(t)
+	var mans []digest.Digest
+	for i, name := range []string{"kept", "deleted"} {
+		layer := f.put(t, "layer "+name)
+		man := f.put(t, `{"manifest":"`+name+`"}`)
+		if err := f.st.PutManifest(f.ctx, &store.Manifest{Repository: "p/r", Digest: man, MediaType: "application/vnd.oci.image.manifest.v1+json",
+			Size: 20, References: []store.Reference{{Digest: layer, Kind: store.RefBlob, Required: true}}}, []string{"v" + string(rune('1'+i))}); err != nil {
+			t.Fatal(err)
+		}
+		d := man.String()
+		if err := f.st.PutScanReport(f.ctx, &store.ScanReport{Digest: d, Status: store.ScanDone, Data: []byte("{}"),
+			Findings: []store.ScanFinding{{Key: "CVE-1 pkg", AdvisoryID: "CVE-1"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.PutInventory(f.ctx, store.InventoryKey{Digest: d, Platform: "linux/amd64"}, &inventory.Inventory{
+			Packages: []inventory.Package{{Ecosystem: "Debian:12", Name: "bash", Version: "5.2.15-2+b2"}}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.st.EnqueueScanJob(f.ctx, &store.ScanJob{Kind: store.ScanJobManifest, Subject: d, Repository: "p/r", Trigger: "push"}); err != nil {
+			t.Fatal(err)
+		}
+		mans = append(mans, man)
+	}
+	kept, deleted := mans[0], mans[1]
+	if st, err := f.collector().Run(f.ctx); err != nil || st.Scan != (store.ScanCleanup{}) {
+		t.Fatalf("with both manifests stored: %+v, %v; want no scan data removed", st, err)
+	}
+	if err := f.st.DeleteManifest(f.ctx, "p/r", deleted); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.collector().Run(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Scan != (store.ScanCleanup{Reports: 1, Inventories: 1, Jobs: 1}) {
+		t.Fatalf("scan cleanup %+v, want the deleted manifest's report, inventory and job", st.Scan)
+	}
+	if _, err := f.st.ScanReport(f.ctx, deleted.String()); !apperr.Is(err, apperr.ENOTFOUND) {
+		t.Errorf("report of the deleted manifest: %v, want ENOTFOUND", err)
+	}
+	if ds, err := f.st.ScanReportsWithAdvisories(f.ctx, []string{"CVE-1"}); err != nil || len(ds) != 1 || ds[0] != kept.String() {
+		t.Errorf("reports with CVE-1 = %q, %v; want only the kept manifest's", ds, err)
+	}
+	if n, err := f.st.InventoryCount(f.ctx); err != nil || n != 1 {
+		t.Errorf("inventories = %d, %v; want 1", n, err)
+	}
+	if _, err := f.st.ScanJob(f.ctx, store.ScanJobManifest, deleted.String()); !apperr.Is(err, apperr.ENOTFOUND) {
+		t.Errorf("job of the deleted manifest: %v, want ENOTFOUND", err)
+	}
+	if _, err := f.st.ScanReport(f.ctx, kept.String()); err != nil {
+		t.Errorf("report of the kept manifest: %v", err)
 	}
 }

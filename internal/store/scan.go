@@ -236,6 +236,19 @@ type ScanReportStore interface {
 	// IndexesOf lists the stored image indexes that list manifest digest
 	// as a child, ordered by repository and digest.
 	IndexesOf(ctx context.Context, digest string) ([]ManifestRef, error)
+	// DeleteOrphanScanData removes what the scanner keeps about manifest
+	// digests that no repository stores any more: their reports with
+	// first-seen rows, their inventories (every platform), and their
+	// manifest jobs that are not running (a running job ends on its own
+	// and its late report is removed by the next call). A digest stored
+	// again before the call commits keeps everything. Layer results are
+	// not touched: they are keyed by layer, not manifest.
+	DeleteOrphanScanData(ctx context.Context) (ScanCleanup, error)
+}
+
+// ScanCleanup counts what DeleteOrphanScanData removed.
+type ScanCleanup struct {
+	Reports, Inventories, Jobs int64
 }
 
 // ManifestRef names a manifest stored in a repository.

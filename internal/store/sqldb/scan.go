@@ -658,3 +658,33 @@ func (db *DB) DeleteLayerResults(ctx context.Context, keep string) (int64, error
 	})
 	return n, err
 }
+
+// DeleteOrphanScanData removes reports, inventories and idle manifest jobs
+// of digests no repository stores, in one transaction.
+func (db *DB) DeleteOrphanScanData(ctx context.Context) (store.ScanCleanup, error) {
+	var c store.ScanCleanup
+	const gone = ` NOT IN (SELECT digest FROM manifests)`
+	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
+		c = store.ScanCleanup{}
+		for _, d := range []struct {
+			n     *int64
+			query string
+		}{
+			// scan_findings rows go with their report (ON DELETE CASCADE),
+			// inventory_packages with their inventory.
+			{&c.Reports, `DELETE FROM scan_reports WHERE digest` + gone},
+			{&c.Inventories, `DELETE FROM inventories WHERE digest` + gone},
+			{&c.Jobs, `DELETE FROM scan_jobs WHERE kind = 'manifest' AND status <> 'running' AND subject` + gone},
+		} {
+			res, err := tx.ExecContext(ctx, d.query)
+			if err != nil {
+				return err
+			}
+			if *d.n, err = res.RowsAffected(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return c, err
+}

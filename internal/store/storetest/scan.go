@@ -349,6 +349,69 @@ var scanReportTests = []test{
 			t.Errorf("rematched revision %d, want 4", rev)
 		}
 	}},
+	{"scan data of manifests no repository stores is removed", func(t *testing.T, e *env) {
+		e.project("p")
+		kept := e.image("p/app", "kept", "v1")
+		gone := e.image("p/app", "gone", "v2")
+		twice := e.image("p/app", "twice")
+		e.image("p/other", "twice")
+		for _, m := range []*store.Manifest{kept, gone, twice} {
+			d := m.Digest.String()
+			ok(t, e.s.PutScanReport(e.ctx, report(d, 1, t0, "CVE-1")))
+			for _, pl := range []string{"linux/amd64", "linux/arm64"} {
+				ok(t, e.s.PutInventory(e.ctx, store.InventoryKey{Digest: d, Platform: pl}, debianInventory(), bySource))
+			}
+			e.enqueue(d)
+		}
+		// A running job of a deleted manifest is left to end on its own.
+		running, _ := e.enqueue("sha256:running")
+		for {
+			c := e.claim("w1")
+			if c == nil {
+				t.Fatal("the job of sha256:running was not claimed")
+			}
+			if c.ID == running.ID {
+				break
+			}
+			ok(t, e.s.FinishScanJob(e.ctx, c.ID, "w1", store.ScanJobResult{Status: store.ScanDone}))
+		}
+		ok(t, e.s.DeleteManifest(e.ctx, "p/app", gone.Digest))
+		ok(t, e.s.DeleteManifest(e.ctx, "p/app", twice.Digest))
+		c, err := e.s.DeleteOrphanScanData(e.ctx)
+		ok(t, err)
+		if c != (store.ScanCleanup{Reports: 1, Inventories: 2, Jobs: 1}) {
+			t.Errorf("DeleteOrphanScanData = %+v, want one report, two inventories, one job", c)
+		}
+		_, err = e.s.ScanReport(e.ctx, gone.Digest.String())
+		wantCode(t, err, apperr.ENOTFOUND, "", "")
+		_, err = e.s.Inventory(e.ctx, store.InventoryKey{Digest: gone.Digest.String(), Platform: "linux/arm64"})
+		wantCode(t, err, apperr.ENOTFOUND, "", "")
+		_, err = e.s.ScanJob(e.ctx, store.ScanJobManifest, gone.Digest.String())
+		wantCode(t, err, apperr.ENOTFOUND, "", "")
+		if ds, err := e.s.ScanReportsWithAdvisories(e.ctx, []string{"CVE-1"}); err != nil || len(ds) != 2 || slices.Contains(ds, gone.Digest.String()) {
+			t.Errorf("reports with CVE-1 = %q, %v; want the two kept digests", ds, err)
+		}
+		for _, m := range []*store.Manifest{kept, twice} {
+			d := m.Digest.String()
+			if _, err := e.s.ScanReport(e.ctx, d); err != nil {
+				t.Errorf("report of stored %s: %v", d, err)
+			}
+			if _, err := e.s.Inventory(e.ctx, store.InventoryKey{Digest: d, Platform: "linux/amd64"}); err != nil {
+				t.Errorf("inventory of stored %s: %v", d, err)
+			}
+			if _, err := e.s.ScanJob(e.ctx, store.ScanJobManifest, d); err != nil {
+				t.Errorf("job of stored %s: %v", d, err)
+			}
+		}
+		if j, err := e.s.ScanJob(e.ctx, store.ScanJobManifest, "sha256:running"); err != nil || j.Status != store.ScanRunning {
+			t.Errorf("running job = %+v, %v; want it left running", j, err)
+		}
+		c, err = e.s.DeleteOrphanScanData(e.ctx)
+		ok(t, err)
+		if c != (store.ScanCleanup{}) {
+			t.Errorf("second DeleteOrphanScanData = %+v, want nothing", c)
+		}
+	}},
 	{"reports per tag, per project, repositories of a manifest", func(t *testing.T, e *env) {
 		e.project("p")
 		e.project("q")
