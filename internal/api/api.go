@@ -80,6 +80,9 @@ type Options struct {
 	// requests and the queue (see scanRoutes), and projects' scanOnPush.
 	Scans     Scanner
 	ScanStore ScanStore
+	// Policies, if not nil, serves /api/v1/policies and the projects' CVE
+	// allowlists (see policyRoutes).
+	Policies store.PolicyStore
 }
 
 // maxBody caps JSON request bodies.
@@ -121,6 +124,9 @@ func New(opts Options) http.Handler {
 	}
 	if opts.Scans != nil && opts.ScanStore != nil {
 		h.scanRoutes(mux)
+	}
+	if opts.Policies != nil {
+		h.policyRoutes(mux)
 	}
 	mux.Handle("/api/", h.wrap(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 		return apperr.Errorf(apperr.ENOTFOUND, "no API endpoint %s %s", r.Method, r.URL.Path)

@@ -76,7 +76,7 @@ func newAPIEnv(t *testing.T, limiter auth.LoginLimiter) *apiEnv {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(api.New(api.Options{Store: db, Auth: svc, Recorder: rec, Logger: logger, AuditLog: db}))
+	srv := httptest.NewServer(api.New(api.Options{Store: db, Auth: svc, Recorder: rec, Logger: logger, AuditLog: db, Policies: db}))
 	t.Cleanup(srv.Close)
 	return &apiEnv{url: srv.URL, db: db, rec: rec, admin: &apiclient.Client{BaseURL: srv.URL, Username: "admin", Password: adminPW}}
 }
