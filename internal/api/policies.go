@@ -515,4 +515,3 @@ func deleteEntries(list []policy.AllowlistEntry, drop func(policy.AllowlistEntry
 	}
 	return out
 }
-
