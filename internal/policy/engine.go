@@ -420,7 +420,10 @@ func (e *Engine) Evaluate(ctx context.Context, in *Input) (*Decision, error) {
 		for i := range d.Violations {
 			v := &d.Violations[i]
 			if v.Mode == want {
-				d.Outcome = map[Mode]Outcome{Enforce: Denied, Warn: Warned}[want]
+				d.Outcome = Denied
+				if want == Warn {
+					d.Outcome = Warned
+				}
 				ref := v.Policy
 				d.Policy, d.Rule, d.Mode = &ref, v.Rule, v.Mode
 				break

@@ -177,10 +177,15 @@ func (in *Input) validate() error {
 	if strings.HasPrefix(in.Image.Repository, "/") || strings.HasSuffix(in.Image.Repository, "/") || strings.Contains(in.Image.Repository, "//") {
 		return fmt.Errorf("input image: repository %q has an empty path segment", in.Image.Repository)
 	}
-	for _, seg := range strings.Split(in.Image.Repository, "/") {
+	for rest := in.Image.Repository; ; {
+		seg, tail, more := strings.Cut(rest, "/")
 		if seg == "." || seg == ".." {
 			return fmt.Errorf("input image: repository %q has a %q segment", in.Image.Repository, seg)
 		}
+		if !more {
+			break
+		}
+		rest = tail
 	}
 	for i := range in.SystemAllowlist.Entries {
 		if err := checkAdvisoryID(in.SystemAllowlist.Entries[i].ID); err != nil {

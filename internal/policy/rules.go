@@ -54,11 +54,11 @@ func (e *Engine) evalTags(st *evalState, c *compiled, add addFunc) {
 	if c.tags == nil {
 		return
 	}
-	byDigest := ""
-	if st.in.Digest != "" {
-		byDigest = fmt.Sprintf("reference the image by digest: %s@%s", st.img.Name(), st.in.Digest)
-	} else {
-		byDigest = "reference the image by digest (NAME@sha256:...)"
+	byDigest := func() string {
+		if st.in.Digest != "" {
+			return fmt.Sprintf("reference the image by digest: %s@%s", st.img.Name(), st.in.Digest)
+		}
+		return "reference the image by digest (NAME@sha256:...)"
 	}
 	if tag := st.img.EffectiveTag(); tag != "" {
 		for _, p := range c.tags.Deny {
@@ -69,13 +69,13 @@ func (e *Engine) evalTags(st *evalState, c *compiled, add addFunc) {
 				} else if p != tag {
 					msg = fmt.Sprintf("tag %q is denied (%q)", tag, p)
 				}
-				add(RuleTags, msg, byDigest+" or a tag that is not denied")
+				add(RuleTags, msg, byDigest()+" or a tag that is not denied")
 				break
 			}
 		}
 	}
 	if c.tags.RequireDigest && st.img.Digest == "" {
-		add(RuleTags, "the reference must name a digest", byDigest)
+		add(RuleTags, "the reference must name a digest", byDigest())
 	}
 }
 

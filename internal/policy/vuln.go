@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -67,26 +68,34 @@ func idMatches(id string, f *Finding) bool {
 	return false
 }
 
-// describe is how a note names the entry.
+// describe is how a note names the entry: "FROM entry ID (package P,
+// repository R, added by A, reason "…")".
 func (a *allowEntry) describe() string {
-	s := fmt.Sprintf("%s entry %s", a.from, a.e.ID)
-	var extra []string
-	if a.e.Package != "" {
-		extra = append(extra, "package "+a.e.Package)
+	var b strings.Builder
+	b.Grow(len(a.from) + len(a.e.ID) + len(a.e.Package) + len(a.e.Repository) + len(a.e.AddedBy) + len(a.e.Reason) + 64)
+	b.WriteString(a.from)
+	b.WriteString(" entry ")
+	b.WriteString(a.e.ID)
+	sep := " ("
+	part := func(label, v string) {
+		if v == "" {
+			return
+		}
+		b.WriteString(sep)
+		b.WriteString(label)
+		b.WriteString(v)
+		sep = ", "
 	}
-	if a.e.Repository != "" {
-		extra = append(extra, "repository "+a.e.Repository)
-	}
-	if a.e.AddedBy != "" {
-		extra = append(extra, "added by "+a.e.AddedBy)
-	}
+	part("package ", a.e.Package)
+	part("repository ", a.e.Repository)
+	part("added by ", a.e.AddedBy)
 	if a.e.Reason != "" {
-		extra = append(extra, fmt.Sprintf("reason %q", a.e.Reason))
+		part("reason ", strconv.Quote(a.e.Reason))
 	}
-	if len(extra) > 0 {
-		s += " (" + strings.Join(extra, ", ") + ")"
+	if sep == ", " {
+		b.WriteString(")")
 	}
-	return s
+	return b.String()
 }
 
 // displayID is the id shown for a finding: its id when it is a CVE id,
@@ -107,9 +116,11 @@ func displayID(f *Finding) string {
 func (e *Engine) evalVulnerabilities(st *evalState, c *compiled) *Violation {
 	r := c.vuln
 	scan := st.in.Scan
-	where := "in " + c.ref.String()
-	if c.project {
-		where = "in project setting"
+	where := func() string {
+		if c.project {
+			return "in project setting"
+		}
+		return "in " + c.ref.String()
 	}
 	if scan == nil || scan.Status != ScanDone {
 		state := "has not been scanned yet (scan pending)"
@@ -127,7 +138,7 @@ func (e *Engine) evalVulnerabilities(st *evalState, c *compiled) *Violation {
 			st.note("%s %s; %s does not require a scan.", st.img.Name(), state, c.ref.String())
 			return nil
 		}
-		msg := fmt.Sprintf("The image %s, and a scan is required %s", state, where)
+		msg := fmt.Sprintf("The image %s, and a scan is required %s", state, where())
 		if r.MaxSeverity != nil {
 			msg += fmt.Sprintf(" (threshold: %q)", r.MaxSeverity.String())
 		}
@@ -192,7 +203,7 @@ func (e *Engine) evalVulnerabilities(st *evalState, c *compiled) *Violation {
 	})
 	v := &Violation{Policy: c.ref, Mode: c.modes[RuleVulnerabilities], Rule: RuleVulnerabilities, Threshold: r.MaxSeverity, Highest: &highest, Findings: blocking}
 	v.Remedy = e.allowRemedy(st, c, blocking)
-	v.Message = vulnMessage(highest, threshold, where, blocking, v.Remedy)
+	v.Message = vulnMessage(highest, threshold, where(), blocking, v.Remedy)
 	return v
 }
 
@@ -225,12 +236,22 @@ func (e *Engine) allowedBy(st *evalState, f *Finding, lists [][]allowEntry) bool
 				expired = append(expired, a)
 				continue
 			}
-			until := ""
+			var b strings.Builder
+			b.Grow(160)
+			b.WriteString(displayID(f))
+			b.WriteString(" in ")
+			b.WriteString(f.Package)
+			b.WriteString(" ")
+			b.WriteString(f.Installed)
+			b.WriteString(" is allowed by the ")
+			b.WriteString(a.describe())
 			if a.e.Expires != nil {
-				until = ", until " + a.e.Expires.UTC().Format(time.RFC3339)
+				b.WriteString(", until ")
+				b.WriteString(a.e.Expires.UTC().Format(time.RFC3339))
 				st.relyOn(a.e.Expires)
 			}
-			st.note("%s in %s %s is allowed by the %s%s.", displayID(f), f.Package, f.Installed, a.describe(), until)
+			b.WriteString(".")
+			st.notes = append(st.notes, b.String())
 			return true
 		}
 	}
@@ -249,7 +270,7 @@ const maxRemedyIDs = 10
 // named "--project P" for a project's settings policy (ProjectPolicyName)
 // and "--policy NAME" otherwise.
 func (e *Engine) allowRemedy(st *evalState, c *compiled, blocking []BlockingFinding) string {
-	var ids []string
+	ids := make([]string, 0, len(blocking))
 	for _, b := range blocking {
 		if !slices.Contains(ids, b.ID) {
 			ids = append(ids, b.ID)
@@ -258,11 +279,24 @@ func (e *Engine) allowRemedy(st *evalState, c *compiled, blocking []BlockingFind
 	if len(ids) > maxRemedyIDs {
 		return fmt.Sprintf("fix the image: %d advisories are at or above the threshold (customs scan report lists them)", len(ids))
 	}
-	target := "--policy " + c.ref.Name
-	if c.ref.Name == ProjectPolicyName(st.in.Project) {
-		target = "--project " + st.in.Project
+	var b strings.Builder
+	b.Grow(128 + 20*len(ids))
+	b.WriteString("customs allowlist add")
+	for _, id := range ids {
+		b.WriteString(" ")
+		b.WriteString(id)
 	}
-	return fmt.Sprintf("customs allowlist add %s %s --expires %s --reason \"…\"", strings.Join(ids, " "), target, e.cfg.SuggestedExpiry)
+	if c.ref.Name == ProjectPolicyName(st.in.Project) {
+		b.WriteString(" --project ")
+		b.WriteString(st.in.Project)
+	} else {
+		b.WriteString(" --policy ")
+		b.WriteString(c.ref.Name)
+	}
+	b.WriteString(" --expires ")
+	b.WriteString(e.cfg.SuggestedExpiry)
+	b.WriteString(` --reason "…"`)
+	return b.String()
 }
 
 // vulnMessage writes the Harbor-compatible message: Harbor's sentence
@@ -270,8 +304,14 @@ func (e *Engine) allowRemedy(st *evalState, c *compiled, blocking []BlockingFind
 // advisories, and the remedy.
 func vulnMessage(highest, threshold Severity, where string, blocking []BlockingFinding, remedy string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "The severity of vulnerability of the image: %q is equal or higher than the threshold %s: %q.", highest.String(), where, threshold.String())
-	b.WriteString(" Blocked by ")
+	b.Grow(256 + len(remedy))
+	b.WriteString("The severity of vulnerability of the image: ")
+	b.WriteString(strconv.Quote(highest.String()))
+	b.WriteString(" is equal or higher than the threshold ")
+	b.WriteString(where)
+	b.WriteString(": ")
+	b.WriteString(strconv.Quote(threshold.String()))
+	b.WriteString(". Blocked by ")
 	const shown = 3
 	for i, f := range blocking {
 		if i == shown {
@@ -281,11 +321,18 @@ func vulnMessage(highest, threshold Severity, where string, blocking []BlockingF
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fix := "no fix yet"
+		b.WriteString(f.ID)
+		b.WriteString(" (")
+		b.WriteString(f.Package)
+		b.WriteString(" ")
+		b.WriteString(f.Installed)
 		if len(f.Fixed) > 0 {
-			fix = "fixed in " + f.Fixed[0]
+			b.WriteString(", fixed in ")
+			b.WriteString(f.Fixed[0])
+		} else {
+			b.WriteString(", no fix yet")
 		}
-		fmt.Fprintf(&b, "%s (%s %s, %s)", f.ID, f.Package, f.Installed, fix)
+		b.WriteString(")")
 	}
 	b.WriteString(".")
 	if strings.HasPrefix(remedy, "customs ") {
