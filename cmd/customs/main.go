@@ -35,7 +35,7 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 	}
 	root.AddCommand(newServeCmd(), newProjectCmd(), newGCCmd(), newConfigCmd(),
-		newLoginCmd(), newLogoutCmd(), newUserCmd(), newRobotCmd(), newAuditCmd(), newVulndbCmd(), newScanCmd())
+		newLoginCmd(), newLogoutCmd(), newUserCmd(), newRobotCmd(), newAuditCmd(), newVulndbCmd(), newScanCmd(), newPolicyCmd(), newAllowlistCmd())
 	return root
 }
 
