@@ -315,7 +315,7 @@ func writeVulndbStatus(w io.Writer, st *vulndb.Status) error {
 		return err
 	}
 	for _, p := range st.Running {
-		fmt.Fprintf(w, "\nrunning: %s\n", progressLine(p))
+		fmt.Fprintf(w, "\nrunning on %s: %s\n", oneLine(p.Owner), progressLine(p))
 	}
 	return nil
 }

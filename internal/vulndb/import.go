@@ -139,9 +139,10 @@ func (s *Service) UpdateDue(ctx context.Context, every time.Duration) ([]Result,
 
 // isDue reports whether a scheduled update should import src, whose stored
 // state is prev (nil if never imported): not attempted since dueBefore, or
-// imported from another location.
+// imported successfully from another location (a failure at the new
+// location waits for the interval like any other).
 func isDue(prev *store.VulnSource, src Source, dueBefore time.Time) bool {
-	return prev == nil || prev.Location != src.Location || prev.LastAttempt.Before(dueBefore)
+	return prev == nil || prev.LastAttempt.Before(dueBefore) || (prev.Location != src.Location && prev.LastError == "")
 }
 
 // Busy reports whether this process is importing now.
@@ -203,9 +204,13 @@ func (s *Service) importLocked(ctx context.Context, norm []Source, dueBefore tim
 		case !tried:
 			s.log.Debug("vulndb: source updated meanwhile by another process", "source", src.Name)
 			continue
-		case r.HeldBy != "" && !dueBefore.IsZero():
-			r.Err = nil
+		case r.HeldBy != "":
 			s.log.Info("vulndb: another process is importing the source; left to it", "source", r.Source, "owner", r.HeldBy)
+			if dueBefore.IsZero() {
+				errs = append(errs, r.Err) // asked for explicitly: say it was not done here
+			} else {
+				r.Err = nil
+			}
 		case r.Err != nil:
 			errs = append(errs, r.Err)
 			s.log.Warn("vulndb: import failed; the source's previous data stays", "source", r.Source, "err", r.Err)

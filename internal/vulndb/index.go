@@ -141,10 +141,13 @@ func (s *Service) startBuild() *indexBuild {
 	s.building = b
 	run := func() {
 		snap, err := s.build(s.bg)
-		if err == nil {
+		switch {
+		case err == nil:
 			snap = s.install(snap)
-		} else if s.bg.Err() != nil {
+		case s.bg.Err() != nil:
 			err = errClosing()
+		default:
+			s.log.Warn("vulndb: building the index failed; the previous one stays in use", "err", err)
 		}
 		s.idxMu.Lock()
 		s.building = nil

@@ -477,3 +477,28 @@ func TestOpenOptions(t *testing.T) {
 		t.Errorf("default owners are not distinct host-pid-random names: %q", s.Owner())
 	}
 }
+
+// TestIsDue: which sources a scheduled update imports.
+func TestIsDue(t *testing.T) {
+	now := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	dueBefore := now.Add(-24 * time.Hour)
+	src := Source{Name: "go", Location: "https://mirror/go.zip"}
+	for _, tc := range []struct {
+		name string
+		prev *store.VulnSource
+		want bool
+	}{
+		{"never imported", nil, true},
+		{"attempted within the interval", &store.VulnSource{Location: src.Location, LastAttempt: now.Add(-time.Hour)}, false},
+		{"attempted before the interval", &store.VulnSource{Location: src.Location, LastAttempt: now.Add(-25 * time.Hour)}, true},
+		{"failed within the interval", &store.VulnSource{Location: src.Location, LastAttempt: now.Add(-time.Hour), LastError: "boom"}, false},
+		{"moved to a new location", &store.VulnSource{Location: "https://old/go.zip", LastAttempt: now.Add(-time.Hour)}, true},
+		{"failing at its new location", &store.VulnSource{Location: "https://old/go.zip", LastAttempt: now.Add(-time.Hour), LastError: "404"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isDue(tc.prev, src, dueBefore); got != tc.want {
+				t.Fatalf("isDue = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
