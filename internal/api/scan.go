@@ -227,11 +227,19 @@ func toScanSummary(s store.ScanReportSummary) *ScanSummary {
 		Counts: report.Counts{Critical: c.Critical, High: c.High, Medium: c.Medium, Low: c.Low, None: c.None, Unknown: c.Unknown}}
 }
 
-// TagScan is one tag of a repository and the report of its manifest (nil
-// when it was never scanned).
+// TagScan is one tag of a repository, where the scan of its manifest
+// stands now, and the manifest's last final report (nil when it has none).
 type TagScan struct {
-	Tag    string       `json:"tag"`
-	Digest string       `json:"digest"`
+	Tag    string `json:"tag"`
+	Digest string `json:"digest"`
+	// Status is the current one: queued, running, done, failed,
+	// unsupported, or unscanned (no report and no scan queued).
+	Status string `json:"status"`
+	// Stage is what a running scan is doing.
+	Stage string `json:"stage,omitempty"`
+	// Reason says why for failed and unsupported, or why a queued scan is
+	// being retried.
+	Reason string       `json:"reason,omitempty"`
 	Report *ScanSummary `json:"report"`
 }
 
@@ -241,8 +249,9 @@ type RepositoryScans struct {
 	Tags       []TagScan `json:"tags"`
 }
 
-// repositoryScans answers, per tag of a repository, its manifest's report
-// summary (rbac.ActionReadScan in the project).
+// repositoryScans answers, per tag of a repository, the current status of
+// its manifest's scan and its last report summary (rbac.ActionReadScan in
+// the project).
 func (h *handler) repositoryScans(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	rest, ok := strings.CutSuffix(r.PathValue("rest"), "/scans")
 	if !ok || rest == "" {
@@ -263,9 +272,13 @@ func (h *handler) repositoryScans(w http.ResponseWriter, r *http.Request, p auth
 	out := RepositoryScans{Repository: repo, Tags: []TagScan{}}
 	for _, t := range tagged {
 		ts := TagScan{Tag: t.Tag, Digest: t.Digest}
+		var reportStatus, reportReason string
 		if t.Report != nil {
 			ts.Report = toScanSummary(*t.Report)
+			reportStatus, reportReason = t.Report.Status, t.Report.Reason
 		}
+		st := scan.CurrentStatus(reportStatus, reportReason, t.Job)
+		ts.Status, ts.Stage, ts.Reason = st.Status, st.Stage, st.Reason
 		out.Tags = append(out.Tags, ts)
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -234,8 +235,72 @@ func TestScanRequestsAndSummaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(rs.Tags) != 2 || rs.Tags[0].Tag != "latest" || rs.Tags[0].Report == nil || rs.Tags[0].Report.Counts.Critical != 1 ||
-		rs.Tags[1].Tag != "old" || rs.Tags[1].Report != nil {
+		rs.Tags[0].Status != "done" || rs.Tags[1].Tag != "old" || rs.Tags[1].Report != nil || rs.Tags[1].Status != scan.StatusUnscanned {
 		t.Errorf("repository scans %+v", rs)
+	}
+	// The current status per tag: a rescan of latest running (its last
+	// report still shown), old queued for a retry, then failed.
+	oldDigest := digest.FromString("old").String()
+	for _, subject := range []string{e.digest.String(), oldDigest} {
+		if _, err := e.db.EnqueueScanJob(ctx, &store.ScanJob{Kind: store.ScanJobManifest, Subject: subject, Repository: "p/team/app", Trigger: "api"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := func(subject string) *store.ScanJob {
+		t.Helper()
+		for {
+			j, err := e.db.ClaimScanJob(ctx, "w", time.Minute)
+			if err != nil || j == nil {
+				t.Fatalf("claiming the job of %s: %v, %v", subject, j, err)
+			}
+			if j.Subject == subject {
+				return j
+			}
+			// Put the other one back, due later.
+			if err := e.db.FinishScanJob(ctx, j.ID, "w", store.ScanJobResult{Status: store.ScanQueued, Defer: true, RunAfter: time.Now().Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	running := claim(e.digest.String())
+	if err := e.db.RenewScanJob(ctx, running.ID, "w", "reading 3 layers", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	tagStatus := func() []string {
+		t.Helper()
+		rs, err := dev.RepositoryScans(ctx, "p/team/app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ts := range rs.Tags {
+			s := ts.Tag + " " + ts.Status + "|" + ts.Stage + "|" + ts.Reason
+			if ts.Report != nil {
+				s += " report=" + ts.Report.Status
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	if got, want := tagStatus(), []string{"latest running|reading 3 layers| report=done", "old queued||"}; !slices.Equal(got, want) {
+		t.Errorf("while latest is rescanned: %q, want %q", got, want)
+	}
+	if err := e.db.FinishScanJob(ctx, running.ID, "w", store.ScanJobResult{Status: store.ScanDone}); err != nil {
+		t.Fatal(err)
+	}
+	old := claim(oldDigest)
+	if err := e.db.FinishScanJob(ctx, old.ID, "w", store.ScanJobResult{Status: store.ScanQueued, Error: "blob store unavailable", RunAfter: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tagStatus(), []string{"latest done|| report=done", "old queued||retrying after: blob store unavailable"}; !slices.Equal(got, want) {
+		t.Errorf("after latest's rescan, old retried: %q, want %q", got, want)
+	}
+	old = claim(oldDigest)
+	if err := e.db.FinishScanJob(ctx, old.ID, "w", store.ScanJobResult{Status: store.ScanFailed, Error: "manifest is no longer stored"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tagStatus(), []string{"latest done|| report=done", "old failed||manifest is no longer stored"}; !slices.Equal(got, want) {
+		t.Errorf("after old failed without a report: %q, want %q", got, want)
 	}
 	_, err = dev.RepositoryScans(ctx, "p/none")
 	wantCode(t, "an unknown repository", err, apperr.ENOTFOUND)

@@ -139,19 +139,55 @@ func (s *Scanner) Report(ctx context.Context, digest string) (*report.Report, er
 		}
 	case job != nil:
 		// No report yet, or none written (the manifest was gone).
-		rep = &report.Report{Digest: digest, Status: report.Status(job.Status), Reason: job.LastError, Findings: []report.Finding{}}
+		rep = &report.Report{Digest: digest, Findings: []report.Finding{}}
 	default:
 		return nil, apperr.Errorf(apperr.ENOTFOUND, "%s has not been scanned", digest)
 	}
-	if job != nil && (job.Status == store.ScanQueued || job.Status == store.ScanRunning) {
-		rep.Status = report.Status(job.Status)
-		if job.Status == store.ScanQueued && job.LastError != "" {
-			rep.Reason = "retrying after: " + job.LastError
-		} else {
-			rep.Reason = ""
-		}
+	if job != nil {
+		st := CurrentStatus(string(rep.Status), rep.Reason, &store.ScanJobState{Status: job.Status, Stage: job.Stage,
+			Attempts: job.Attempts, LastError: job.LastError})
+		rep.Status, rep.Reason = report.Status(st.Status), st.Reason
 	}
 	return rep, nil
+}
+
+// Status is where the scan of a manifest stands now.
+type Status struct {
+	// Status is queued, running, done, failed or unsupported, or
+	// StatusUnscanned when there is neither a report nor a job.
+	Status string
+	// Stage is what a running scan is doing ("reading 3 layers").
+	Stage string
+	// Reason says why for failed and unsupported, or, for a queued scan
+	// whose last run failed, "retrying after: <error>".
+	Reason string
+}
+
+// StatusUnscanned is the Status of a manifest with neither a report nor
+// a scan job.
+const StatusUnscanned = "unscanned"
+
+// CurrentStatus combines a manifest's last final report status and reason
+// (reportStatus "" when it has no report) with its scan job (nil when none):
+// a queued or running job is the current status; otherwise the report's;
+// otherwise the job's final status (a scan that ended without a report).
+func CurrentStatus(reportStatus, reportReason string, job *store.ScanJobState) Status {
+	if job != nil && (job.Status == store.ScanQueued || job.Status == store.ScanRunning) {
+		st := Status{Status: job.Status}
+		if job.Status == store.ScanRunning {
+			st.Stage = job.Stage
+		} else if job.LastError != "" {
+			st.Reason = "retrying after: " + job.LastError
+		}
+		return st
+	}
+	switch {
+	case reportStatus != "":
+		return Status{Status: reportStatus, Reason: reportReason}
+	case job != nil:
+		return Status{Status: job.Status, Reason: job.LastError}
+	}
+	return Status{Status: StatusUnscanned}
 }
 
 // ReportWithInventory is Report with the stored inventory of an image

@@ -180,12 +180,22 @@ type ScanReportSummary struct {
 	Counts       ScanCounts
 }
 
-// TaggedScanReport is a tag of a repository and the report of the manifest
-// it points at (Report nil when that manifest has no report).
+// TaggedScanReport is a tag of a repository, the report of the manifest it
+// points at (Report nil when that manifest has no report) and that
+// manifest's scan job (Job nil when it has none).
 type TaggedScanReport struct {
 	Tag    string
 	Digest string
 	Report *ScanReportSummary
+	Job    *ScanJobState
+}
+
+// ScanJobState is where a manifest's scan job stands, as listings show it.
+type ScanJobState struct {
+	Status    string // ScanQueued, ScanRunning or a final status
+	Stage     string // what a running job is doing
+	Attempts  int
+	LastError string
 }
 
 // ScanReportStore keeps scan reports, one per manifest digest, with when
@@ -223,7 +233,8 @@ type ScanReportStore interface {
 	// changes nothing, if it was not from.
 	SetRematchedRevision(ctx context.Context, from, to int64) (bool, error)
 	// TaggedScanReports lists repo's tags by name, each with the summary
-	// of its manifest's report. ENOTFOUND if the repository does not exist.
+	// of its manifest's report and the state of its manifest's scan job.
+	// ENOTFOUND if the repository does not exist.
 	TaggedScanReports(ctx context.Context, repo string) ([]TaggedScanReport, error)
 	// ProjectScanReports returns the summaries of the reports of the
 	// distinct manifests tagged in the project's repositories, and how

@@ -478,8 +478,9 @@ func (db *DB) TaggedScanReports(ctx context.Context, repo string) ([]store.Tagge
 	if _, err := db.Repository(ctx, repo); err != nil {
 		return nil, err
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT t.name, t.digest, `+scanSummaryColumns+`
+	rows, err := db.read.QueryContext(ctx, `SELECT t.name, t.digest, j.status, j.stage, j.attempts, j.last_error, `+scanSummaryColumns+`
 		FROM tags t JOIN repositories p ON p.id = t.repository_id LEFT JOIN scan_reports r ON r.digest = t.digest
+		LEFT JOIN scan_jobs j ON j.kind = 'manifest' AND j.subject = t.digest
 		WHERE p.name = $1 ORDER BY t.name`, repo)
 	if err != nil {
 		return nil, db.wrap(err)
@@ -488,12 +489,18 @@ func (db *DB) TaggedScanReports(ctx context.Context, repo string) ([]store.Tagge
 	out := []store.TaggedScanReport{}
 	for rows.Next() {
 		var tr store.TaggedScanReport
-		s, ok, err := scanNullableSummary(rows, &tr.Tag, &tr.Digest)
+		var jobStatus, jobStage, jobError sql.NullString
+		var jobAttempts sql.NullInt64
+		s, ok, err := scanNullableSummary(rows, &tr.Tag, &tr.Digest, &jobStatus, &jobStage, &jobAttempts, &jobError)
 		if err != nil {
 			return nil, db.wrap(err)
 		}
 		if ok {
 			tr.Report = &s
+		}
+		if jobStatus.Valid {
+			tr.Job = &store.ScanJobState{Status: jobStatus.String, Stage: jobStage.String, Attempts: int(jobAttempts.Int64),
+				LastError: jobError.String}
 		}
 		out = append(out, tr)
 	}

@@ -412,6 +412,39 @@ var scanReportTests = []test{
 			t.Errorf("second DeleteOrphanScanData = %+v, want nothing", c)
 		}
 	}},
+	{"tags show their manifest's scan job", func(t *testing.T, e *env) {
+		e.project("p")
+		m1 := e.image("p/app", "one", "a-running")
+		m2 := e.image("p/app", "two", "b-queued", "c-queued-too")
+		m3 := e.image("p/app", "three", "d-failed")
+		e.image("p/app", "four", "e-never")
+		ok(t, e.s.PutScanReport(e.ctx, report(m1.Digest.String(), 1, t0, "CVE-1")))
+		e.enqueue(m1.Digest.String())
+		c := e.claim("w1")
+		ok(t, e.s.RenewScanJob(e.ctx, c.ID, "w1", "matching", time.Minute))
+		e.enqueue(m3.Digest.String())
+		c3 := e.claim("w1")
+		ok(t, e.s.FinishScanJob(e.ctx, c3.ID, "w1", store.ScanJobResult{Status: store.ScanFailed, Error: "manifest gone"}))
+		e.enqueue(m2.Digest.String())
+		tagged, err := e.s.TaggedScanReports(e.ctx, "p/app")
+		ok(t, err)
+		var got []string
+		for _, tr := range tagged {
+			s := tr.Tag
+			if tr.Report != nil {
+				s += " report=" + tr.Report.Status
+			}
+			if tr.Job != nil {
+				s += fmt.Sprintf(" job=%s/%s/%d/%s", tr.Job.Status, tr.Job.Stage, tr.Job.Attempts, tr.Job.LastError)
+			}
+			got = append(got, s)
+		}
+		want := []string{"a-running report=done job=running/matching/1/", "b-queued job=queued//0/", "c-queued-too job=queued//0/",
+			"d-failed job=failed//1/manifest gone", "e-never"}
+		if c.Subject != m1.Digest.String() || !slices.Equal(got, want) {
+			t.Errorf("TaggedScanReports = %q, want %q", got, want)
+		}
+	}},
 	{"reports per tag, per project, repositories of a manifest", func(t *testing.T, e *env) {
 		e.project("p")
 		e.project("q")
