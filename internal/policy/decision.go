@@ -85,6 +85,26 @@ type Decision struct {
 // Allowed reports whether the image may be used (allowed or warned).
 func (d *Decision) Allowed() bool { return d.Outcome != Denied }
 
+// Reasons are the messages of the violations in the decision's mode: the
+// enforced ones of a denial, the warnings of a warned decision; nil when
+// allowed.
+func (d *Decision) Reasons() []string {
+	want := Enforce
+	switch d.Outcome {
+	case Allowed:
+		return nil
+	case Warned:
+		want = Warn
+	}
+	var out []string
+	for i := range d.Violations {
+		if d.Violations[i].Mode == want {
+			out = append(out, d.Violations[i].Message)
+		}
+	}
+	return out
+}
+
 // Violation is one rule a policy found broken.
 type Violation struct {
 	Policy PolicyRef `json:"policy"`

@@ -12,12 +12,12 @@
 // # Using it from a door
 //
 //	docs, err := policy.Parse("policies.yaml", data)  // or from the store, one revision each
-//	eng, err := policy.Compile(docs, policy.Config{Default: policy.Deny, Now: clock.Now})
+//	eng, err := policy.Compile(docs, policy.Config{Default: policy.Denied, Now: clock.Now})
 //	cache := policy.NewCache(policy.CacheConfig{MaxEntries: 10000, AllowTTL: time.Minute, DenyTTL: 10 * time.Second})
 //	img, err := policy.ParseImage("registry.corp.example/kuard/kuard-amd64:blue")
 //	d, err := cache.Evaluate(ctx, eng, &policy.Input{Image: img, Digest: dgst, Project: "kuard",
 //	        Scan: summary, SystemAllowlist: sys})
-//	if d.Outcome == policy.Deny { refuse with d.Message() }
+//	if d.Outcome == policy.Denied { refuse with d.Message() }
 //
 // An Engine is immutable and safe for concurrent use; compile a new one when
 // any policy changes (Engine.Revision identifies its content, and is part of

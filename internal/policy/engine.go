@@ -291,8 +291,12 @@ func compilePolicy(p *Policy) (*compiled, error) {
 		if v.UnknownAs != nil && (Severity(*v.UnknownAs) < Unknown || Severity(*v.UnknownAs) > Critical) {
 			return nil, fail("spec.vulnerabilities.unknownAs", fmt.Errorf("%d is not one of %s", *v.UnknownAs, unknownAsWords))
 		}
+		from := "policy " + name
+		if len(sc.Projects) == 1 && name == ProjectPolicyName(sc.Projects[0]) {
+			from = "project " + sc.Projects[0] + " allowlist"
+		}
 		for i := range v.Allowlist {
-			a, err := compileEntry(&v.Allowlist[i], "policy "+name)
+			a, err := compileEntry(&v.Allowlist[i], from)
 			if err != nil {
 				return nil, fail(fmt.Sprintf("spec.vulnerabilities.allowlist[%d]", i), err)
 			}

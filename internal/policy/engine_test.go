@@ -365,6 +365,8 @@ func TestRequireScan(t *testing.T) {
 		{"failed", "maxSeverity: high", &ScanSummary{Status: ScanFailed, Reason: "layer unreadable"}, Denied, "could not be scanned (scan failed: layer unreadable)", false},
 		{"unsupported", "maxSeverity: high", &ScanSummary{Status: ScanUnsupported, Reason: "not an image"}, Denied, "cannot be scanned (not an image)", false},
 		{"not required", "maxSeverity: high\nrequireScan: false", nil, Allowed, "", false},
+		{"unscannable let through", "maxSeverity: high\nallowUnscannable: true", &ScanSummary{Status: ScanUnsupported, Reason: "not an image"}, Allowed, "", false},
+		{"unscannable but pending", "maxSeverity: high\nallowUnscannable: true", &ScanSummary{Status: ScanQueued}, Denied, "scan pending", true},
 		{"scanned", "requireScan: true", done(finding("CVE-1", Critical, "a", "1")), Allowed, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -380,6 +382,9 @@ func TestRequireScan(t *testing.T) {
 				}
 			}
 			if tc.name == "not required" && (len(d.Notes) != 1 || !strings.Contains(d.Notes[0], "does not require a scan")) {
+				t.Errorf("notes %q", d.Notes)
+			}
+			if tc.name == "unscannable let through" && (len(d.Notes) != 1 || !strings.Contains(d.Notes[0], "cannot be scanned (not an image); policy \"project-kuard\" lets artifacts that cannot be scanned through.")) {
 				t.Errorf("notes %q", d.Notes)
 			}
 		})
@@ -403,7 +408,7 @@ func TestAllowlists(t *testing.T) {
 		note    string
 		until   time.Time
 	}{
-		{"by alias", "- {id: CVE-2019-14697}", nil, "", true, "CVE-2019-14697 in musl-utils 1.1.20-r4 is allowed by the policy project-kuard entry CVE-2019-14697.", time.Time{}},
+		{"by alias", "- {id: CVE-2019-14697}", nil, "", true, "CVE-2019-14697 in musl-utils 1.1.20-r4 is allowed by the project kuard allowlist entry CVE-2019-14697.", time.Time{}},
 		{"by advisory id, any case", "- {id: alpine-cve-2019-14697}", nil, "", true, "allowed by", time.Time{}},
 		{"by source package", "- {id: CVE-2019-14697, package: musl}", nil, "", true, "package musl", time.Time{}},
 		{"other package", "- {id: CVE-2019-14697, package: openssl}", nil, "", false, "", time.Time{}},
@@ -413,7 +418,7 @@ func TestAllowlists(t *testing.T) {
 			`(added by alice, reason "accepted risk"), until 2026-03-31T00:00:00Z.`, time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)},
 		{"earliest expiry counts", "- {id: CVE-2019-14697, expires: '2026-03-31'}\n- {id: CVE-2020-1, expires: '2026-03-02'}", nil, "", true, "", time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)},
 		{"expired", "- {id: CVE-2019-14697, expires: '2026-03-01T12:00:00Z', addedBy: alice}", nil, "", false,
-			"The policy project-kuard entry CVE-2019-14697 (added by alice) expired at 2026-03-01T12:00:00Z; it no longer allows CVE-2019-14697 in musl-utils 1.1.20-r4.", time.Time{}},
+			"The project kuard allowlist entry CVE-2019-14697 (added by alice) expired at 2026-03-01T12:00:00Z; it no longer allows CVE-2019-14697 in musl-utils 1.1.20-r4.", time.Time{}},
 		{"expired but another applies", "- {id: CVE-2019-14697, expires: '2026-01-01'}\n- {id: ALPINE-CVE-2019-14697}", nil, "", true, "entry ALPINE-CVE-2019-14697", time.Time{}},
 		{"system allowlist", "", []AllowlistEntry{{ID: "CVE-2019-14697", AddedBy: "admin"}}, "", true, "system allowlist entry CVE-2019-14697 (added by admin)", time.Time{}},
 		{"system allowlist turned off", "", []AllowlistEntry{{ID: "CVE-2019-14697"}}, "useSystemAllowlist: false\n", false, "", time.Time{}},

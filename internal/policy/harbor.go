@@ -61,8 +61,10 @@ func DefaultProjectSettings(project string) ProjectSettings {
 //
 //   - prevent vulnerable images: a vulnerabilities rule with maxSeverity
 //     Severity, requireScan (Harbor refuses unscanned images while
-//     prevention is on) and unknownAs none (Harbor ranks unknown between
-//     none and low); with prevention off the rule stays, in audit mode, so
+//     prevention is on) with allowUnscannable (Harbor lets artifacts it
+//     cannot scan through: signatures, SBOMs, charts) and unknownAs none
+//     (Harbor ranks unknown between none and low); with prevention off the
+//     rule stays, in audit mode, so
 //     the threshold and the allowlist are kept and decisions still record
 //     what would have been blocked;
 //   - content trust: a signatures rule requiring a verified signature;
@@ -88,6 +90,7 @@ func ProjectPolicy(s ProjectSettings) (*Policy, error) {
 	v := &VulnerabilitiesRule{
 		MaxSeverity:        &sev,
 		RequireScan:        &requireScan,
+		AllowUnscannable:   true,
 		UnknownAs:          &unknown,
 		UseSystemAllowlist: &useSystem,
 		Allowlist:          slices.Clone(s.Allowlist),

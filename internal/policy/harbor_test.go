@@ -58,6 +58,11 @@ func TestProjectSettingsBehaviour(t *testing.T) {
 		t.Errorf("prevention off, unscanned: %s", d.Message())
 	}
 	s.PreventVulnerable = true
+	// Harbor lets artifacts it cannot scan (signatures, SBOMs) through.
+	sig := &Input{Image: img, Project: "p", Scan: &ScanSummary{Status: ScanUnsupported, Reason: "not an image"}}
+	if d := eval(t, compile(t, Config{}, projectPolicy(t, s)), sig); d.Outcome != Allowed {
+		t.Errorf("unscannable artifact: %s", d.Message())
+	}
 	unknown := &Input{Image: img, Project: "p", Scan: done(finding("CVE-2", Unknown, "a", "1"))}
 	for _, tc := range []struct {
 		sev  Severity

@@ -616,7 +616,7 @@ func (d *decoder) severity(n *yaml.Node, path string) (Severity, bool) {
 func (d *decoder) vulnerabilities(n *yaml.Node, path string) *VulnerabilitiesRule {
 	r := &VulnerabilitiesRule{}
 	var lines = map[string]*yaml.Node{}
-	ok := d.fields(n, path, []string{"maxSeverity", "requireScan", "ignoreUnfixed", "unknownAs", "useSystemAllowlist", "allowlist", "mode"}, func(key string, v *yaml.Node, path string) {
+	ok := d.fields(n, path, []string{"maxSeverity", "requireScan", "allowUnscannable", "ignoreUnfixed", "unknownAs", "useSystemAllowlist", "allowlist", "mode"}, func(key string, v *yaml.Node, path string) {
 		lines[key] = v
 		switch key {
 		case "mode":
@@ -631,6 +631,8 @@ func (d *decoder) vulnerabilities(n *yaml.Node, path string) *VulnerabilitiesRul
 			}
 		case "ignoreUnfixed":
 			r.IgnoreUnfixed, _ = d.boolean(v, path)
+		case "allowUnscannable":
+			r.AllowUnscannable, _ = d.boolean(v, path)
 		case "unknownAs":
 			if w, ok := d.str(v, path); ok {
 				var u UnknownAs
@@ -651,14 +653,17 @@ func (d *decoder) vulnerabilities(n *yaml.Node, path string) *VulnerabilitiesRul
 	if !ok {
 		return r
 	}
+	if v := lines["allowUnscannable"]; v != nil && !r.ScanRequired() {
+		d.fail(v, join(path, "allowUnscannable"), "has no effect: the rule does not require a scan")
+	}
 	if r.MaxSeverity == nil {
 		for _, k := range []string{"ignoreUnfixed", "unknownAs", "allowlist", "useSystemAllowlist"} {
 			if v := lines[k]; v != nil {
 				d.fail(v, join(path, k), "has no effect without maxSeverity")
 			}
 		}
-		if lines["maxSeverity"] == nil && lines["requireScan"] == nil {
-			d.fail(n, path, "needs maxSeverity or requireScan")
+		if lines["maxSeverity"] == nil && !r.ScanRequired() {
+			d.fail(n, path, "needs maxSeverity or requireScan: true (without them the rule checks nothing)")
 		}
 	}
 	return r

@@ -112,7 +112,7 @@ func TestParseMalformed(t *testing.T) {
 			[]string{`policy.yaml:7: spec.vulnerabilities.maxSeverity: "hgih" is not one of none, low, medium, high, critical`}},
 		{"unknown field with suggestion", header + "spec:\n  vulnerabilities:\n    maxSeverty: high\n",
 			[]string{`policy.yaml:7: spec.vulnerabilities: unknown field "maxSeverty" (did you mean "maxSeverity"?)`,
-				`policy.yaml:7: spec.vulnerabilities: needs maxSeverity or requireScan`}},
+				`policy.yaml:7: spec.vulnerabilities: needs maxSeverity or requireScan: true (without them the rule checks nothing)`}},
 		{"unknown field lists known", header + "spec:\n  frobnicate: true\n",
 			[]string{`policy.yaml:6: spec: unknown field "frobnicate" (known: scope, mode, registries, tags, names, vulnerabilities, signatures, rego)`}},
 		{"unknown top-level", header + "spec: {}\nstatus: {}\n",
@@ -148,6 +148,9 @@ func TestParseMalformed(t *testing.T) {
 			[]string{`policy.yaml:7: spec.scope.projects[1]: "kuard" is listed twice (first on line 7)`}},
 		{"threshold-less options", header + "spec:\n  vulnerabilities:\n    requireScan: true\n    ignoreUnfixed: true\n",
 			[]string{`policy.yaml:8: spec.vulnerabilities.ignoreUnfixed: has no effect without maxSeverity`}},
+		{"allowUnscannable without a scan requirement", header + "spec:\n  vulnerabilities:\n    requireScan: false\n    allowUnscannable: true\n",
+			[]string{`policy.yaml:8: spec.vulnerabilities.allowUnscannable: has no effect: the rule does not require a scan`,
+				`policy.yaml:7: spec.vulnerabilities: needs maxSeverity or requireScan: true (without them the rule checks nothing)`}},
 		{"bad unknownAs", header + "spec:\n  vulnerabilities:\n    maxSeverity: low\n    unknownAs: skip\n",
 			[]string{`policy.yaml:8: spec.vulnerabilities.unknownAs: "skip" is not one of none, low, medium, high, critical, ignore`}},
 		{"allowlist entry", header + "spec:\n  vulnerabilities:\n    maxSeverity: low\n    allowlist:\n      - package: musl\n        expires: next week\n      - id: CVE 1\n",
@@ -232,5 +235,26 @@ func TestParseLimits(t *testing.T) {
 	ps, err := Parse("empty.yaml", []byte("---\n# nothing\n---\n"))
 	if err != nil || len(ps) != 0 {
 		t.Errorf("empty documents: %v %v", ps, err)
+	}
+}
+
+// TestDocsExample: the example at the top of docs/policy.md parses and
+// compiles.
+func TestDocsExample(t *testing.T) {
+	md, err := os.ReadFile("../../docs/policy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(md), "```yaml\n")
+	if !ok {
+		t.Fatal("docs/policy.md has no yaml example")
+	}
+	example, _, _ := strings.Cut(rest, "```")
+	ps, err := Parse("docs/policy.md", []byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compile(ps, Config{}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -108,7 +108,7 @@ func TestSeed000(t *testing.T) {
 	if d.Outcome != Denied || d.Message() != blocked {
 		t.Fatalf("after expiry: %s", d.Message())
 	}
-	if len(d.Notes) != 1 || !strings.Contains(d.Notes[0], "project-kuard entry CVE-2019-14697 (added by alice, reason \"demo: not reachable\") expired at 2026-05-31T09:00:00Z") {
+	if len(d.Notes) != 1 || !strings.Contains(d.Notes[0], "project kuard allowlist entry CVE-2019-14697 (added by alice, reason \"demo: not reachable\") expired at 2026-05-31T09:00:00Z") {
 		t.Errorf("notes %q", d.Notes)
 	}
 }

@@ -140,6 +140,11 @@ type VulnerabilitiesRule struct {
 	// when MaxSeverity is set (a threshold cannot be checked without a
 	// scan), false otherwise.
 	RequireScan *bool `yaml:"requireScan,omitempty" json:"requireScan,omitempty"`
+	// AllowUnscannable lets an artifact the scanner cannot scan (scan
+	// status unsupported: not an image, such as a signature or an SBOM, or
+	// an unsupported layer type) through a scan requirement, with a note.
+	// false fails closed.
+	AllowUnscannable bool `yaml:"allowUnscannable,omitempty" json:"allowUnscannable,omitempty"`
 	// IgnoreUnfixed leaves out findings that have no fix.
 	IgnoreUnfixed bool `yaml:"ignoreUnfixed,omitempty" json:"ignoreUnfixed,omitempty"`
 	// UnknownAs is how a finding of unknown severity counts; nil means

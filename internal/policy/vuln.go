@@ -138,6 +138,10 @@ func (e *Engine) evalVulnerabilities(st *evalState, c *compiled) *Violation {
 			st.note("%s %s; %s does not require a scan.", st.img.Name(), state, c.ref.String())
 			return nil
 		}
+		if scan != nil && scan.Status == ScanUnsupported && r.AllowUnscannable {
+			st.note("%s %s; %s lets artifacts that cannot be scanned through.", st.img.Name(), state, c.ref.String())
+			return nil
+		}
 		msg := fmt.Sprintf("The image %s, and a scan is required %s", state, where())
 		if r.MaxSeverity != nil {
 			msg += fmt.Sprintf(" (threshold: %q)", r.MaxSeverity.String())
