@@ -19,9 +19,10 @@
 //	        Scan: summary, SystemAllowlist: sys})
 //	if d.Outcome == policy.Denied { refuse with d.Message() }
 //
-// An Engine is immutable and safe for concurrent use; compile a new one when
-// any policy changes (Engine.Revision identifies its content, and is part of
-// the cache key). Decisions returned by an Engine or a Cache are shared and
+// An Engine is immutable and safe for concurrent use; build a new one with
+// eng.Update(policies, cfg) when any policy changes (it reuses the compiled
+// form of unchanged policies; Engine.Revision identifies the content, and is
+// part of the cache key). Decisions returned by an Engine or a Cache are shared and
 // must not be modified.
 //
 // Errors returned by Parse are *ParseError values (one per problem, joined)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -64,6 +65,7 @@ type Engine struct {
 	byEnv       map[string][]*compiled
 	general     []*compiled // runtime policies with neither namespaces nor environments
 	byProject   map[string][]*compiled
+	byKey       map[string]*compiled // by revision and content hash, for Update
 }
 
 // compiled is one policy ready to evaluate.
@@ -90,9 +92,21 @@ type compiled struct {
 }
 
 // Compile checks the policies and prepares them for evaluation, Rego
-// modules included (compiled once here, not per evaluation). Policy names
-// must be unique. Errors name the policy and the field.
+// modules included (compiled here, not per evaluation). Policy names must
+// be unique. Errors name the policy and the field.
 func Compile(policies []*Policy, cfg Config) (*Engine, error) {
+	return compileEngine(nil, policies, cfg)
+}
+
+// Update compiles policies as Compile does, reusing e's compiled form of
+// every policy whose content and revision are unchanged, so that a policy's
+// Rego modules are compiled once per policy revision rather than once per
+// engine. e is not changed.
+func (e *Engine) Update(policies []*Policy, cfg Config) (*Engine, error) {
+	return compileEngine(e, policies, cfg)
+}
+
+func compileEngine(prev *Engine, policies []*Policy, cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -113,9 +127,10 @@ func Compile(policies []*Policy, cfg Config) (*Engine, error) {
 		byNamespace: map[string][]*compiled{},
 		byEnv:       map[string][]*compiled{},
 		byProject:   map[string][]*compiled{},
+		byKey:       map[string]*compiled{},
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "default=%s rego=%v\n", cfg.Default, cfg.RegoTimeout)
+	fmt.Fprintf(h, "default=%s rego=%v expiry=%q\n", cfg.Default, cfg.RegoTimeout, cfg.SuggestedExpiry)
 	seen := map[string]bool{}
 	var errs []error
 	for _, p := range policies {
@@ -128,18 +143,29 @@ func Compile(policies []*Policy, cfg Config) (*Engine, error) {
 			continue
 		}
 		seen[p.Metadata.Name] = true
-		c, err := compilePolicy(p)
+		b, err := json.Marshal(p)
 		if err != nil {
+			// A value out of range: compiling names the field.
+			if _, cerr := compilePolicy(p); cerr != nil {
+				err = cerr
+			} else {
+				err = fmt.Errorf("policy %q: %v", p.Metadata.Name, err)
+			}
 			errs = append(errs, err)
 			continue
 		}
-		b, err := json.Marshal(p)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("policy %q: %v", p.Metadata.Name, err))
-			continue
+		sum := sha256.Sum256(b)
+		key := fmt.Sprintf("%d %x", p.Revision, sum)
+		c := prev.reusable(key)
+		if c == nil {
+			if c, err = compilePolicy(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 		}
-		fmt.Fprintf(h, "%d %s\n", p.Revision, b)
+		fmt.Fprintf(h, "%s\n", key)
 		e.policies = append(e.policies, c)
+		e.byKey[key] = c
 		e.index(c)
 	}
 	if len(errs) > 0 {
@@ -147,6 +173,15 @@ func Compile(policies []*Policy, cfg Config) (*Engine, error) {
 	}
 	e.revision = "sha256:" + hex.EncodeToString(h.Sum(nil))
 	return e, nil
+}
+
+// reusable returns e's compiled policy with the given content key; nil for
+// a nil engine or an unknown key.
+func (e *Engine) reusable(key string) *compiled {
+	if e == nil {
+		return nil
+	}
+	return e.byKey[key]
 }
 
 // Revision identifies the engine's policies and configuration (not the
@@ -318,7 +353,7 @@ func compilePolicy(p *Policy) (*compiled, error) {
 		if len(r.Modules) == 0 {
 			return nil, fail("spec.rego.modules", errors.New("no modules"))
 		}
-		if errs := compileRegoErrors(p.Source, "spec.rego.modules", r.Modules); len(errs) > 0 {
+		if errs := compileRegoErrors(cmp.Or(p.Source, "policy "+name), "spec.rego.modules", r.Modules); len(errs) > 0 {
 			return nil, fmt.Errorf("policy %q: %w", name, errors.Join(errs...))
 		}
 		if c.rego, err = prepareRego(r.Modules); err != nil {

@@ -639,3 +639,38 @@ func TestRevision(t *testing.T) {
 		t.Errorf("stored revision not in the engine revision: %v", err)
 	}
 }
+
+// TestUpdateReuses: Update keeps the compiled form (Rego included) of
+// unchanged policies and compiles changed ones.
+func TestUpdateReuses(t *testing.T) {
+	src := "package customs\ndeny contains \"latest\" if input.image.tag == \"latest\""
+	ps, err := Parse("a.yaml", []byte(regoDoc("a", src)+regoDoc("b", src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1, err := Compile(ps, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := *ps[1]
+	changed.Revision = 2
+	e2, err := e1.Update([]*Policy{ps[0], &changed}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e2.policies[0] != e1.policies[0] || e2.policies[0].rego != e1.policies[0].rego {
+		t.Errorf("the unchanged policy was compiled again")
+	}
+	if e2.policies[1] == e1.policies[1] || e2.policies[1].ref.Revision != 2 {
+		t.Errorf("the changed policy was reused")
+	}
+	if e2.Revision() == e1.Revision() {
+		t.Errorf("revision unchanged")
+	}
+	if d := eval(t, e2, &Input{Image: mustImage(t, "registry.example/a")}); d.Outcome != Denied || len(d.Violations) != 2 {
+		t.Errorf("updated engine: %s", d.Message())
+	}
+	if _, err := e1.Update([]*Policy{ps[0], ps[0]}, Config{}); err == nil {
+		t.Errorf("duplicate names accepted by Update")
+	}
+}
