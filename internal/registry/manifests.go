@@ -51,6 +51,9 @@ func (h *handler) getManifest(q *request) error {
 	if err != nil {
 		return err
 	}
+	if err := h.gatePull(q, m); err != nil {
+		return err
+	}
 	rd, err := h.blobs.Open(q.ctx, m.Digest)
 	if err != nil {
 		if apperr.Code(err) == apperr.ENOTFOUND {
@@ -68,6 +71,21 @@ func (h *handler) getManifest(q *request) error {
 		h.events.ManifestPulled(q.ctx, q.p, m)
 	}
 	return nil
+}
+
+// gatePull asks the PullGate about a GET of m by a client without push
+// rights on the repository; a refusal is reported to Events.
+func (h *handler) gatePull(q *request, m *store.Manifest) error {
+	if h.pullGate == nil || q.r.Method != http.MethodGet ||
+		h.guard.Entitled(q.ctx, q.p, q.rt.Name, auth.ActionPush) {
+		return nil
+	}
+	err := h.pullGate.AllowPull(q.ctx, Pull{Principal: q.p, Host: q.r.Host, Repository: q.rt.Name,
+		Project: q.rt.Project, Reference: q.rt.Arg, Manifest: m})
+	if err != nil && h.events != nil && apperr.Is(err, apperr.EDENIED) {
+		h.events.Refused(q.ctx, q.p, q.rt.Name, []string{auth.ActionPull}, err)
+	}
+	return err
 }
 
 // resolve finds the manifest a tag or digest names in q's repository.

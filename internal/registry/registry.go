@@ -98,6 +98,31 @@ type Events interface {
 	Refused(ctx context.Context, p auth.Principal, repo string, actions []string, err error)
 }
 
+// PullGate decides whether a manifest may be pulled: the registry door of
+// the policy engine. The registry asks it about every manifest GET by a
+// client without push rights on the repository (those with push rights
+// may always read what they could overwrite, so CI can re-push a fixed
+// image under the same tag); HEAD requests are not asked.
+type PullGate interface {
+	// AllowPull returns nil when the pull may go ahead; an EDENIED error
+	// whose message explains the decision when it may not (answered 403
+	// DENIED); any other error fails the request.
+	AllowPull(ctx context.Context, pull Pull) error
+}
+
+// Pull is a manifest pull the PullGate is asked about.
+type Pull struct {
+	Principal auth.Principal
+	// Host is the registry host the client named (the request's Host).
+	Host string
+	// Repository is the repository's full name; Project its project.
+	Repository, Project string
+	// Reference is the tag or digest as the client wrote it.
+	Reference string
+	// Manifest is the manifest it resolved to.
+	Manifest *store.Manifest
+}
+
 // Options configures the handler. Store, Projects, Blobs, Guard and
 // UploadSecret are required.
 type Options struct {
@@ -112,6 +137,8 @@ type Options struct {
 	UploadSecret []byte
 	// Events, if not nil, is told about manifest pushes, deletes and pulls.
 	Events Events
+	// PullGate, if not nil, may refuse manifest pulls (see PullGate).
+	PullGate PullGate
 	// Logger is the base logger; nil discards.
 	Logger *slog.Logger
 	// LoggerFrom, if not nil, returns the request-scoped logger (carrying
@@ -140,6 +167,7 @@ type handler struct {
 	projects    Projects
 	blobs       Blobs
 	guard       Guard
+	pullGate    PullGate
 	secret      []byte
 	events      Events
 	log         *slog.Logger
@@ -170,6 +198,7 @@ func New(o Options) http.Handler {
 		projects:    o.Projects,
 		blobs:       o.Blobs,
 		guard:       o.Guard,
+		pullGate:    o.PullGate,
 		secret:      append([]byte(nil), o.UploadSecret...),
 		events:      o.Events,
 		log:         o.Logger,

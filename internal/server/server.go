@@ -30,6 +30,8 @@ import (
 	"github.com/customs-dev/customs/internal/certs"
 	"github.com/customs-dev/customs/internal/config"
 	"github.com/customs-dev/customs/internal/gc"
+	"github.com/customs-dev/customs/internal/policy"
+	"github.com/customs-dev/customs/internal/pulldoor"
 	"github.com/customs-dev/customs/internal/registry"
 	"github.com/customs-dev/customs/internal/reqlog"
 	"github.com/customs-dev/customs/internal/scan"
@@ -244,6 +246,10 @@ func (s *Server) routes() http.Handler {
 		AllowSparse:      s.cfg.Registry.AllowSparse,
 		MaxManifestBytes: s.cfg.Registry.MaxManifestBytes,
 		Events:           fanOut{registryaudit.New(s.Audit), scanOnPush{s.Scanner}},
+		// Only stored policies refuse pulls: an image none matches is
+		// allowed at the registry.
+		PullGate: pulldoor.New(pulldoor.Options{Store: s.Store, Config: policy.Config{Default: policy.Allowed},
+			Logger: s.logger.With("component", "pulldoor")}),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", reg)

@@ -1,0 +1,151 @@
+package pulldoor_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/inventory"
+	"github.com/customs-dev/customs/internal/policy"
+	"github.com/customs-dev/customs/internal/pulldoor"
+	"github.com/customs-dev/customs/internal/registry"
+	"github.com/customs-dev/customs/internal/scan/report"
+	"github.com/customs-dev/customs/internal/store"
+	"github.com/customs-dev/customs/internal/store/sqlite"
+	"github.com/customs-dev/customs/internal/vulndb/match"
+	"github.com/customs-dev/customs/internal/vulndb/severity"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const kuardPolicy = `apiVersion: customs.dev/v1alpha1
+kind: Policy
+metadata:
+  name: project-kuard
+spec:
+  scope:
+    projects: [kuard]
+  vulnerabilities:
+    maxSeverity: high
+`
+
+func putPolicy(t *testing.T, db *sqlite.DB, doc string) {
+	t.Helper()
+	if err := db.PutPolicy(context.Background(), &store.PolicyDocument{Name: "project-kuard", Project: "kuard", Document: doc}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPullDoor(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"), slog.New(slog.DiscardHandler), sqlite.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	door := pulldoor.New(pulldoor.Options{Store: db, Config: policy.Config{Default: policy.Allowed, Now: clk.Now}})
+
+	dg := digest.FromString("kuard manifest")
+	pull := registry.Pull{Principal: auth.Principal{Kind: auth.KindUser, Name: "reader"}, Host: "registry.example:5000",
+		Repository: "kuard/kuard-amd64", Project: "kuard", Reference: "blue",
+		Manifest: &store.Manifest{Repository: "kuard/kuard-amd64", Digest: dg}}
+
+	// No policies: nothing to decide.
+	if err := door.AllowPull(ctx, pull); err != nil {
+		t.Fatalf("pull without policies: %v", err)
+	}
+
+	// A threshold and no scan: refused, scan pending.
+	putPolicy(t, db, kuardPolicy)
+	err = door.AllowPull(ctx, pull)
+	if apperr.Code(err) != apperr.EDENIED || !strings.Contains(apperr.Message(err), "scan pending") {
+		t.Fatalf("unscanned pull: %v, want EDENIED with scan pending", err)
+	}
+
+	// A critical finding: refused with the Harbor-style message.
+	rep := report.Report{Digest: dg.String(), Status: report.StatusDone, VulnDBRevision: 3, MatchedAt: clk.Now(),
+		Findings: []report.Finding{{
+			AdvisoryID: "ALPINE-CVE-2019-14697", Aliases: []string{"CVE-2019-14697"},
+			Package:          inventory.Package{Ecosystem: "Alpine", Name: "musl", Version: "1.1.20-r4"},
+			InstalledVersion: "1.1.20-r4", FixedVersions: []string{"1.1.20-r5"}, Status: match.StatusFixed,
+			Severity: severity.Rating{Level: severity.Critical},
+		}}}
+	var buf bytes.Buffer
+	if err := report.EncodeJSON(&buf, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutScanReport(ctx, &store.ScanReport{Digest: dg.String(), Status: store.ScanDone, VulnRevision: 3,
+		MatchedAt: clk.Now(), ScannedAt: clk.Now(), Data: buf.Bytes(),
+		Findings: []store.ScanFinding{{Key: "ALPINE-CVE-2019-14697 musl", AdvisoryID: "ALPINE-CVE-2019-14697"}}}); err != nil {
+		t.Fatal(err)
+	}
+	err = door.AllowPull(ctx, pull)
+	msg := apperr.Message(err)
+	for _, want := range []string{`"critical" is equal or higher than the threshold in project setting: "high"`,
+		"CVE-2019-14697", "musl 1.1.20-r4", "1.1.20-r5", "customs allowlist add"} {
+		if apperr.Code(err) != apperr.EDENIED || !strings.Contains(msg, want) {
+			t.Fatalf("vulnerable pull: %v, want EDENIED mentioning %q", err, want)
+		}
+	}
+
+	// Allowlisted until tomorrow: allowed, at once (new policy revision).
+	exp := clk.Now().Add(24 * time.Hour).Format(time.RFC3339)
+	putPolicy(t, db, kuardPolicy+"    allowlist:\n    - id: CVE-2019-14697\n      expires: "+exp+"\n")
+	if err := door.AllowPull(ctx, pull); err != nil {
+		t.Fatalf("allowlisted pull: %v", err)
+	}
+	// The entry expires: refused again, although the policy did not change.
+	clk.Advance(25 * time.Hour)
+	if err := door.AllowPull(ctx, pull); apperr.Code(err) != apperr.EDENIED {
+		t.Fatalf("pull after the entry expired: %v, want EDENIED", err)
+	}
+	// A policy that no longer applies to the project: allowed.
+	if _, err := db.DeletePolicy(ctx, "project-kuard", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := door.AllowPull(ctx, pull); err != nil {
+		t.Fatalf("pull after the policy was deleted: %v", err)
+	}
+}
+
+func BenchmarkAllowPullCached(b *testing.B) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "meta.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	if err := db.PutPolicy(ctx, &store.PolicyDocument{Name: "project-kuard", Project: "kuard", Document: kuardPolicy}); err != nil {
+		b.Fatal(err)
+	}
+	door := pulldoor.New(pulldoor.Options{Store: db, Config: policy.Config{Default: policy.Allowed}})
+	dg := digest.FromString("m")
+	pull := registry.Pull{Host: "r.example", Repository: "kuard/k", Project: "kuard", Reference: "v1",
+		Manifest: &store.Manifest{Repository: "kuard/k", Digest: dg}}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := door.AllowPull(ctx, pull); apperr.Code(err) != apperr.EDENIED {
+			b.Fatal(err)
+		}
+	}
+}
