@@ -15,6 +15,10 @@ type Scan struct {
 	// RematchInterval is how often the server checks the vulnerability
 	// database's revision to match stored inventories again.
 	RematchInterval Duration `yaml:"rematchInterval"`
+	// PushSBOM stores, after each scan that reads an image's layers, the
+	// image's inventory as a CycloneDX SBOM referrer of the image in the
+	// repositories holding it (default off).
+	PushSBOM bool `yaml:"pushSBOM"`
 }
 
 func defaultScan() Scan {

@@ -37,6 +37,13 @@ func TestScanKeys(t *testing.T) {
 			}
 		})
 	}
+	if Default().Scan.PushSBOM {
+		t.Error("scan.pushSBOM is on by default, want off")
+	}
+	c, err = Load("", []string{"CUSTOMS_SCAN_PUSH_SBOM=true"})
+	if err != nil || !c.Scan.PushSBOM {
+		t.Errorf("CUSTOMS_SCAN_PUSH_SBOM=true: pushSBOM %v, %v", c.Scan.PushSBOM, err)
+	}
 	c = Default()
 	c.Scan.Workers = 0
 	if err := c.Validate(); err != nil {

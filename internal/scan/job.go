@@ -331,5 +331,16 @@ func (s *Scanner) runImage(ctx context.Context, m *store.Manifest, raw []byte, s
 		return retry(fmt.Errorf("saving the report: %w", err))
 	}
 	s.refreshIndexes(ctx, m.Digest.String())
+	if s.opts.PushSBOM {
+		// The report stands whatever happens here: a failure is logged,
+		// and the next scan of the image tries again.
+		stage("storing the SBOM referrer")
+		if n, err := s.pushSBOM(ctx, m, rep, inv); err != nil {
+			s.metrics.sboms.WithLabelValues("error").Inc()
+			s.log.Warn("scan: storing the SBOM referrer failed", "digest", m.Digest, "err", err)
+		} else if n > 0 {
+			s.metrics.sboms.WithLabelValues("stored").Add(float64(n))
+		}
+	}
 	return done()
 }

@@ -16,6 +16,7 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	cache     *prometheus.CounterVec
 	rematched prometheus.Counter
+	sboms     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st store.ScanJobStore) *metrics {
@@ -41,12 +42,16 @@ func newMetrics(reg prometheus.Registerer, st store.ScanJobStore) *metrics {
 			Name: "customs_scan_rematched_reports_total",
 			Help: "Reports matched again from their stored inventory after a vulnerability database change.",
 		}),
+		sboms: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "customs_scan_sbom_referrers_total",
+			Help: "SBOM referrers stored after scans (scan.pushSBOM), by result (stored, error).",
+		}, []string{"result"}),
 	}
 	for _, k := range []string{readManifest, readConfig, readLayer} {
 		m.blobReads.WithLabelValues(k)
 	}
 	if reg != nil {
-		reg.MustRegister(m.blobReads, m.jobs, m.duration, m.cache, m.rematched, &queueCollector{st: st,
+		reg.MustRegister(m.blobReads, m.jobs, m.duration, m.cache, m.rematched, m.sboms, &queueCollector{st: st,
 			desc: prometheus.NewDesc("customs_scan_queue_jobs", "Scan jobs in the queue by status.", []string{"status"}, nil)})
 	}
 	return m

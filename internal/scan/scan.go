@@ -54,6 +54,7 @@ type Store interface {
 	store.ScanReportStore
 	store.ScanSettingsStore
 	store.LayerCacheStore
+	ReferrerStore
 	// Manifest returns manifest d of repo, or ENOTFOUND.
 	Manifest(ctx context.Context, repo string, d digest.Digest) (*store.Manifest, error)
 	// Inventory returns the stored inventory under key, or ENOTFOUND.
@@ -129,6 +130,15 @@ type Options struct {
 	Extract extract.Config
 	// Owner names this process in job leases (default host-pid-random).
 	Owner string
+	// PushSBOM stores, after every scan that reads an image's layers, its
+	// inventory as a CycloneDX SBOM referrer of the image in each
+	// repository holding it (config scan.pushSBOM; see sbomref.go).
+	PushSBOM bool
+	// BlobWriter writes the SBOM referrers' blobs; nil means Blobs, which
+	// must then implement BlobWriter when PushSBOM is set.
+	BlobWriter BlobWriter
+	// ToolVersion is customs' version, named as the SBOMs' producer.
+	ToolVersion string
 }
 
 func (o *Options) defaults() error {
@@ -164,6 +174,13 @@ func (o *Options) defaults() error {
 	}
 	if o.MaxConfigBytes <= 0 {
 		o.MaxConfigBytes = DefaultMaxConfigBytes
+	}
+	if o.PushSBOM && o.BlobWriter == nil {
+		w, ok := o.Blobs.(BlobWriter)
+		if !ok {
+			return apperr.Errorf(apperr.EINVALID, "scan: PushSBOM needs a BlobWriter, and Blobs (%T) cannot write", o.Blobs)
+		}
+		o.BlobWriter = w
 	}
 	if o.Owner == "" {
 		host, _ := os.Hostname()

@@ -27,6 +27,8 @@ func (s *Server) openScanner() (*scan.Scanner, error) {
 		RematchInterval:  s.cfg.Scan.RematchInterval.Std(),
 		MaxManifestBytes: s.cfg.Registry.MaxManifestBytes,
 		Extract:          extract.DefaultConfig(),
+		PushSBOM:         s.cfg.Scan.PushSBOM,
+		ToolVersion:      s.version,
 	})
 }
 
