@@ -341,6 +341,9 @@ func parseExpires(s string, now time.Time) (*time.Time, error) {
 		n, _ := strconv.Atoi(m[1])
 		t = now.AddDate(0, 0, n)
 	} else if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return nil, apperr.Errorf(apperr.EINVALID, "expires: duration %q is negative", s)
+		}
 		t = now.Add(d)
 	} else if t, err = policy.ParseExpiry(s); err != nil {
 		return nil, apperr.Errorf(apperr.EINVALID, "expires: %q is not a duration (30d, 12h), a date (2026-01-31) or an RFC 3339 time", s)
