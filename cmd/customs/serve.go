@@ -13,6 +13,7 @@ import (
 
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/config"
+	"github.com/customs-dev/customs/internal/scan/extract"
 	"github.com/customs-dev/customs/internal/server"
 )
 
@@ -94,6 +95,7 @@ CUSTOMS_ADMIN_PASSWORD or a random one printed once.`,
 			return err
 		}
 		logger := newLogger(cfg)
+		extract.RouteLogs(logger) // osv-scalibr's global logger: the one global customs does not own
 		ctx := cmd.Context()
 		srv, err := server.New(ctx, cfg, server.Options{
 			Logger:        logger,
