@@ -670,7 +670,10 @@ func (db *DB) DeleteLayerResults(ctx context.Context, keep string) (int64, error
 // of digests no repository stores, in one transaction.
 func (db *DB) DeleteOrphanScanData(ctx context.Context) (store.ScanCleanup, error) {
 	var c store.ScanCleanup
-	const gone = ` NOT IN (SELECT digest FROM manifests)`
+	// NOT EXISTS reads the manifests_digest index once per row.
+	gone := func(table, col string) string {
+		return ` NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = ` + table + `.` + col + `)`
+	}
 	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
 		c = store.ScanCleanup{}
 		for _, d := range []struct {
@@ -679,9 +682,9 @@ func (db *DB) DeleteOrphanScanData(ctx context.Context) (store.ScanCleanup, erro
 		}{
 			// scan_findings rows go with their report (ON DELETE CASCADE),
 			// inventory_packages with their inventory.
-			{&c.Reports, `DELETE FROM scan_reports WHERE digest` + gone},
-			{&c.Inventories, `DELETE FROM inventories WHERE digest` + gone},
-			{&c.Jobs, `DELETE FROM scan_jobs WHERE kind = 'manifest' AND status <> 'running' AND subject` + gone},
+			{&c.Reports, `DELETE FROM scan_reports WHERE` + gone("scan_reports", "digest")},
+			{&c.Inventories, `DELETE FROM inventories WHERE` + gone("inventories", "digest")},
+			{&c.Jobs, `DELETE FROM scan_jobs WHERE kind = 'manifest' AND status <> 'running' AND` + gone("scan_jobs", "subject")},
 		} {
 			res, err := tx.ExecContext(ctx, d.query)
 			if err != nil {
