@@ -23,7 +23,7 @@ const (
 	auditAllowlistRemove = "allowlist.remove"
 )
 
-// Who may do what with policies (docs/policy.md, "Stored policies"):
+// Who may do what with policies (docs/policy-store.md):
 //
 //   - reading: any logged-in user reads policies that are not scoped to
 //     one project; a project's policies are read by those who may see the
