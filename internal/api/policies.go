@@ -401,21 +401,35 @@ func (h *handler) listAllowlist(w http.ResponseWriter, r *http.Request, p auth.P
 	return nil
 }
 
-// saveProjectPolicy validates and stores pol as the project's settings
-// policy.
-func (h *handler) saveProjectPolicy(r *http.Request, p auth.Principal, project string, pol *policy.Policy) (int64, error) {
-	doc, err := policy.Marshal(pol)
-	if err != nil {
-		return 0, apperr.Wrap(err, apperr.EINTERNAL, "encoding the project policy")
+// editProjectPolicy applies edit to the project's settings policy and
+// stores the result on condition that nobody changed it meanwhile (edit
+// runs again on a fresh copy if somebody did, up to 3 times). It returns
+// the policy stored and its revision.
+func (h *handler) editProjectPolicy(r *http.Request, p auth.Principal, project string, edit func(*policy.Policy) error) (*policy.Policy, int64, error) {
+	for attempt := 0; ; attempt++ {
+		pol, base, err := h.projectPolicy(r, project)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := edit(pol); err != nil {
+			return nil, 0, err
+		}
+		doc, err := policy.Marshal(pol)
+		if err != nil {
+			return nil, 0, apperr.Wrap(err, apperr.EINTERNAL, "encoding the project policy")
+		}
+		if _, err := ValidatePolicy(pol.Metadata.Name, string(doc)); err != nil {
+			return nil, 0, err
+		}
+		d := &store.PolicyDocument{Name: pol.Metadata.Name, Project: project, Document: string(doc), UpdatedBy: p.Name}
+		err = h.opts.Policies.ReplacePolicy(r.Context(), d, base)
+		if err == nil {
+			return pol, d.Revision, nil
+		}
+		if !apperr.Is(err, apperr.ECONFLICT) || attempt == 2 {
+			return nil, 0, err
+		}
 	}
-	if _, err := ValidatePolicy(pol.Metadata.Name, string(doc)); err != nil {
-		return 0, err
-	}
-	d := &store.PolicyDocument{Name: pol.Metadata.Name, Project: project, Document: string(doc), UpdatedBy: p.Name}
-	if err := h.opts.Policies.PutPolicy(r.Context(), d); err != nil {
-		return 0, err
-	}
-	return d.Revision, nil
 }
 
 func (h *handler) addAllowlist(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -438,22 +452,20 @@ func (h *handler) addAllowlist(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err != nil {
 		return err
 	}
-	pol, _, err := h.projectPolicy(r, pr.Name)
-	if err != nil {
-		return err
-	}
-	if pol.Spec.Vulnerabilities == nil {
-		pol.Spec.Vulnerabilities = &policy.VulnerabilitiesRule{}
-	}
-	v := pol.Spec.Vulnerabilities
 	e := policy.AllowlistEntry{ID: req.ID, Package: req.Package, Repository: req.Repository, Expires: exp,
 		Reason: req.Reason, AddedBy: p.Name}
-	// An entry for the same advisory, package and repository is replaced.
-	v.Allowlist = deleteEntries(v.Allowlist, func(o policy.AllowlistEntry) bool {
-		return strings.EqualFold(o.ID, e.ID) && o.Package == e.Package && o.Repository == e.Repository
+	pol, rev, err := h.editProjectPolicy(r, p, pr.Name, func(pol *policy.Policy) error {
+		if pol.Spec.Vulnerabilities == nil {
+			pol.Spec.Vulnerabilities = &policy.VulnerabilitiesRule{}
+		}
+		v := pol.Spec.Vulnerabilities
+		// An entry for the same advisory, package and repository is replaced.
+		v.Allowlist = deleteEntries(v.Allowlist, func(o policy.AllowlistEntry) bool {
+			return strings.EqualFold(o.ID, e.ID) && o.Package == e.Package && o.Repository == e.Repository
+		})
+		v.Allowlist = append(v.Allowlist, e)
+		return nil
 	})
-	v.Allowlist = append(v.Allowlist, e)
-	rev, err := h.saveProjectPolicy(r, p, pr.Name, pol)
 	if err != nil {
 		return err
 	}
@@ -483,21 +495,20 @@ func (h *handler) removeAllowlist(w http.ResponseWriter, r *http.Request, p auth
 	if err := h.require(r, p, pr, rbac.ActionManageAllowlist, auditAllowlistRemove, resource); err != nil {
 		return err
 	}
-	pol, _, err := h.projectPolicy(r, pr.Name)
-	if err != nil {
-		return err
-	}
-	v := pol.Spec.Vulnerabilities
 	n := 0
-	if v != nil {
-		n = len(v.Allowlist)
-		v.Allowlist = deleteEntries(v.Allowlist, func(o policy.AllowlistEntry) bool { return strings.EqualFold(o.ID, id) })
-		n -= len(v.Allowlist)
-	}
-	if n == 0 {
-		return apperr.Errorf(apperr.ENOTFOUND, "project %q has no allowlist entry %q", pr.Name, id)
-	}
-	rev, err := h.saveProjectPolicy(r, p, pr.Name, pol)
+	pol, rev, err := h.editProjectPolicy(r, p, pr.Name, func(pol *policy.Policy) error {
+		v := pol.Spec.Vulnerabilities
+		n = 0
+		if v != nil {
+			n = len(v.Allowlist)
+			v.Allowlist = deleteEntries(v.Allowlist, func(o policy.AllowlistEntry) bool { return strings.EqualFold(o.ID, id) })
+			n -= len(v.Allowlist)
+		}
+		if n == 0 {
+			return apperr.Errorf(apperr.ENOTFOUND, "project %q has no allowlist entry %q", pr.Name, id)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}

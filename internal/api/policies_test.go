@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,5 +213,47 @@ func TestAllowlistAPI(t *testing.T) {
 	}
 	if len(e.rec.find("allowlist.remove")) != 1 {
 		t.Errorf("allowlist.remove events = %+v", e.rec.find("allowlist.remove"))
+	}
+}
+
+// TestAllowlistConcurrentAdds: concurrent edits of one allowlist lose no
+// entry (each add either lands or is refused with ECONFLICT).
+func TestAllowlistConcurrentAdds(t *testing.T) {
+	e := newAPIEnv(t, nil)
+	ctx := context.Background()
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.admin.AddAllowlistEntry(ctx, "p", api.AllowlistEntry{ID: fmt.Sprintf("CVE-2020-%d", 1000+i)})
+		}()
+	}
+	wg.Wait()
+	al, err := e.admin.Allowlist(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, x := range al.Entries {
+		have[x.ID] = true
+	}
+	landed := 0
+	for i, err := range errs {
+		id := fmt.Sprintf("CVE-2020-%d", 1000+i)
+		switch {
+		case err == nil:
+			landed++
+			if !have[id] {
+				t.Errorf("%s was added but is not in the list %+v", id, al.Entries)
+			}
+		case apperr.Code(err) != apperr.ECONFLICT:
+			t.Errorf("adding %s: %v", id, err)
+		}
+	}
+	if landed == 0 || len(al.Entries) != landed {
+		t.Fatalf("%d adds landed, the list has %d entries", landed, len(al.Entries))
 	}
 }

@@ -117,7 +117,14 @@ func (d *Door) engine(ctx context.Context) (*policy.Engine, error) {
 	}
 	var eng *policy.Engine
 	if len(ps) > 0 || d.opts.Config.Default != policy.Allowed {
-		if eng, err = policy.Compile(ps, d.opts.Config); err != nil {
+		// Update compiles only the policies that changed (Rego once per
+		// policy revision).
+		if d.eng != nil {
+			eng, err = d.eng.Update(ps, d.opts.Config)
+		} else {
+			eng, err = policy.Compile(ps, d.opts.Config)
+		}
+		if err != nil {
 			return nil, apperr.Wrap(err, apperr.EINTERNAL, "compiling the stored policies")
 		}
 	}

@@ -34,6 +34,11 @@ type PolicyStore interface {
 	// next global revision, and sets doc.Revision and doc.UpdatedAt.
 	// EINVALID if Name or Document is empty.
 	PutPolicy(ctx context.Context, doc *PolicyDocument) error
+	// ReplacePolicy is PutPolicy on condition that the current version of
+	// doc.Name is at revision base (0: that the policy does not exist), for
+	// read-modify-write changes such as allowlist edits; ECONFLICT, and
+	// nothing stored, otherwise.
+	ReplacePolicy(ctx context.Context, doc *PolicyDocument, base int64) error
 	// Policy returns the current version of the named policy, or
 	// ENOTFOUND.
 	Policy(ctx context.Context, name string) (*PolicyDocument, error)

@@ -22,6 +22,22 @@ func (db *DB) nextPolicyRevision(ctx context.Context, tx *sql.Tx) (int64, error)
 // global revision, and sets doc.Revision and doc.UpdatedAt. EINVALID if
 // Name or Document is empty.
 func (db *DB) PutPolicy(ctx context.Context, doc *store.PolicyDocument) error {
+	return db.putPolicy(ctx, doc, -1)
+}
+
+// ReplacePolicy is PutPolicy on condition that the current version of
+// doc.Name is at revision base (0: that the policy does not exist);
+// ECONFLICT, and nothing stored, otherwise.
+func (db *DB) ReplacePolicy(ctx context.Context, doc *store.PolicyDocument, base int64) error {
+	if base < 0 {
+		return apperr.Errorf(apperr.EINVALID, "base revision %d of policy %q is negative", base, doc.Name)
+	}
+	return db.putPolicy(ctx, doc, base)
+}
+
+// putPolicy stores doc, on condition that its current revision is base
+// unless base is -1.
+func (db *DB) putPolicy(ctx context.Context, doc *store.PolicyDocument, base int64) error {
 	if doc.Name == "" {
 		return apperr.Errorf(apperr.EINVALID, "policy name is empty")
 	}
@@ -32,8 +48,20 @@ func (db *DB) PutPolicy(ctx context.Context, doc *store.PolicyDocument) error {
 	var rev int64
 	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
 		var err error
+		// Taking the revision first locks policy_state: policy changes are
+		// serialised, so the check below holds until commit.
 		if rev, err = db.nextPolicyRevision(ctx, tx); err != nil {
 			return err
+		}
+		if base >= 0 {
+			var cur int64
+			err := tx.QueryRowContext(ctx, `SELECT revision FROM policies WHERE name = $1`, doc.Name).Scan(&cur)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if cur != base {
+				return apperr.Errorf(apperr.ECONFLICT, "policy %q changed meanwhile (revision %d, not %d); try again", doc.Name, cur, base)
+			}
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO policies (name, project, document, revision, updated_by, updated_at)

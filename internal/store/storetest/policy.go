@@ -109,6 +109,26 @@ var policyTests = []test{
 			t.Fatalf("PolicyRevision after refused puts = %d, want 0", rev)
 		}
 	}},
+	{"replace on condition", func(t *testing.T, e *env) {
+		wantCode(t, e.s.ReplacePolicy(e.ctx, &store.PolicyDocument{Name: "p", Document: "a"}, 3), apperr.ECONFLICT, "", "p")
+		d := &store.PolicyDocument{Name: "p", Document: "a"}
+		ok(t, e.s.ReplacePolicy(e.ctx, d, 0))
+		wantCode(t, e.s.ReplacePolicy(e.ctx, &store.PolicyDocument{Name: "p", Document: "b"}, 0), apperr.ECONFLICT, "", "p")
+		ok(t, e.s.PutPolicy(e.ctx, &store.PolicyDocument{Name: "other", Document: "x"}))
+		wantCode(t, e.s.ReplacePolicy(e.ctx, &store.PolicyDocument{Name: "p", Document: "b"}, d.Revision+1), apperr.ECONFLICT, "", "p")
+		ok(t, e.s.ReplacePolicy(e.ctx, &store.PolicyDocument{Name: "p", Document: "b"}, d.Revision))
+		if got, _ := e.s.Policy(e.ctx, "p"); got.Document != "b" {
+			t.Fatalf("after a replace, document = %q", got.Document)
+		}
+		if rev, _ := e.s.PolicyRevision(e.ctx); rev != 3 {
+			t.Fatalf("PolicyRevision = %d, want 3 (refused replaces take none)", rev)
+		}
+		wantCode(t, e.s.ReplacePolicy(e.ctx, &store.PolicyDocument{Name: "p", Document: "c"}, -1), apperr.EINVALID, "", "")
+		// Deleted: base 0 again.
+		_, err := e.s.DeletePolicy(e.ctx, "p", "")
+		ok(t, err)
+		ok(t, e.s.ReplacePolicy(e.ctx, &store.PolicyDocument{Name: "p", Document: "d"}, 0))
+	}},
 	{"concurrent changes take distinct revisions", func(t *testing.T, e *env) {
 		const n = 8
 		revs := make([]int64, n)
