@@ -142,4 +142,34 @@ func TestPullDoorSeed000(t *testing.T) {
 	if !strings.Contains(out, "(expired)") {
 		t.Fatalf("allowlist list does not show the expired entry:\n%s", out)
 	}
+
+	// The policy as stored now: the allowlist entry is in it, with its
+	// history; a bad file is refused with its line; deleting the policy
+	// lets the image through.
+	out, _, _ = customsCLI(t, srv, "policy", "get", "project-kuard", "--server", srv.URL())
+	if !strings.Contains(out, "id: CVE-2019-14697") || !strings.Contains(out, "reason: short") || !strings.Contains(out, "addedBy: admin") {
+		t.Fatalf("policy get:\n%s", out)
+	}
+	out, _, _ = customsCLI(t, srv, "policy", "get", "project-kuard", "--history", "--server", srv.URL())
+	if n := strings.Count(out, "apply"); n != 3 {
+		t.Fatalf("policy get --history lists %d applies, want 3:\n%s", n, out)
+	}
+	out, _, _ = customsCLI(t, srv, "policy", "list", "--server", srv.URL())
+	if !strings.Contains(out, "project-kuard") || !strings.Contains(out, "kuard") {
+		t.Fatalf("policy list:\n%s", out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte(strings.Replace(kuardPolicyFile, "maxSeverity: high", "maxSeverity: severe", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := customsCLI(t, srv, "policy", "apply", "--server", srv.URL(), "-f", bad); code != 2 ||
+		!strings.Contains(errOut, "bad.yaml:10: spec.vulnerabilities.maxSeverity") {
+		t.Fatalf("policy apply of a bad file: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := customsCLI(t, srv, "policy", "delete", "project-kuard", "--server", srv.URL()); code != 0 {
+		t.Fatalf("policy delete: exit %d\n%s%s", code, out, errOut)
+	}
+	if r := pull(reader); r.Err != nil {
+		t.Fatalf("pull after the policy was deleted: %s", r)
+	}
 }
