@@ -2,11 +2,15 @@ package scan
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/inventory"
 	"github.com/customs-dev/customs/internal/store"
+	"github.com/customs-dev/customs/internal/vulndb"
 )
 
 // runRematch brings the stored reports up to the vulnerability database's
@@ -24,8 +28,27 @@ func (s *Scanner) runRematch(ctx context.Context, stage func(string)) outcome {
 	start := s.now()
 	stage(fmt.Sprintf("finding inventories affected since revision %d", since))
 	res, err := s.vdb.AffectedSince(ctx, since)
+	everything := false
+	if errors.Is(err, vulndb.ErrTooOld) {
+		// The change log no longer reaches back to since (the workers
+		// were off longer than vulndb.changeLogRetention): nothing can
+		// say which reports the changes touched, so every done report
+		// is matched again at the current revision.
+		cur, merr := s.vdb.Match(ctx, &inventory.Inventory{})
+		if merr != nil {
+			return retry(merr)
+		}
+		s.log.Warn("scan: the vulnerability database's change log no longer reaches the last re-matched revision; re-matching every report",
+			"from_revision", since, "to_revision", cur.Revision)
+		res = &vulndb.AffectedSinceResult{AffectedResult: vulndb.AffectedResult{Revision: cur.Revision}, Since: since}
+		everything, err = true, nil
+	}
 	if err != nil {
 		return retry(fmt.Errorf("reverse matching since revision %d: %w", since, err))
+	}
+	staleBelow := since
+	if everything {
+		staleBelow = math.MaxInt64
 	}
 	set := map[string]bool{}
 	for _, inv := range res.Inventories {
@@ -36,7 +59,7 @@ func (s *Scanner) runRematch(ctx context.Context, stage func(string)) outcome {
 	if err != nil {
 		return retry(err)
 	}
-	stale, err := s.st.StaleScanReports(ctx, since, 0)
+	stale, err := s.st.StaleScanReports(ctx, staleBelow, 0)
 	if err != nil {
 		return retry(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/customs-dev/customs/internal/scan/extract"
 	"github.com/customs-dev/customs/internal/scan/report"
 	"github.com/customs-dev/customs/internal/store"
+	"github.com/customs-dev/customs/internal/vulndb"
 	"github.com/customs-dev/customs/internal/vulndb/match"
 	"github.com/customs-dev/customs/internal/vulndb/severity"
 )
@@ -516,5 +517,42 @@ func TestReplicasShareTheQueue(t *testing.T) {
 		if n := a.reads.count(digest.Digest(d.String())); n != 1 {
 			t.Errorf("layer of image %d read %d times, want 1", i, n)
 		}
+	}
+}
+
+// TestRematchAfterChangeLogPruned: when the change log no longer reaches
+// the last re-matched revision, every done report is matched again.
+func TestRematchAfterChangeLogPruned(t *testing.T) {
+	e := newEnv(t)
+	e.advisory("ALPINE-CVE-2018-20679", busyboxAdvisory())
+	m := e.push("p/alpine", "3.9", image(t, "amd64", alpineBase(t)))
+	e.drain()
+	readsBefore := e.reads.total()
+
+	e.advisory("ALPINE-CVE-2019-14697", muslAdvisory("1.1.20-r5"))
+	// The workers were away: the change log of the new revision is
+	// pruned before they look.
+	if _, err := e.st.PruneVulnChanges(e.ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.vdb.AffectedSince(e.ctx, 1); !errors.Is(err, vulndb.ErrTooOld) {
+		t.Fatalf("AffectedSince after pruning: %v, want ErrTooOld", err)
+	}
+	if queued, err := e.s.CheckVulnDB(e.ctx); err != nil || !queued {
+		t.Fatalf("CheckVulnDB = %v, %v; want the rematch queued", queued, err)
+	}
+	e.drain()
+	r := e.report(m.Digest)
+	if ids := findingIDs(r); len(ids) != 2 || ids[0] != "ALPINE-CVE-2019-14697 musl 1.1.20-r4" {
+		t.Fatalf("findings after re-matching everything: %v", ids)
+	}
+	if r.VulnDBRevision != 2 {
+		t.Errorf("report revision %d, want 2", r.VulnDBRevision)
+	}
+	if rm, _ := e.st.RematchedRevision(e.ctx); rm != 2 {
+		t.Errorf("rematched revision %d, want 2", rm)
+	}
+	if n := e.reads.total() - readsBefore; n != 0 {
+		t.Errorf("the rematch read %d blobs, want none", n)
 	}
 }
