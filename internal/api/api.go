@@ -268,6 +268,9 @@ type Project struct {
 	// ScanOnPush says whether pushed manifests are scanned (shown by GET
 	// and PATCH of one project when the server scans).
 	ScanOnPush *bool `json:"scanOnPush,omitempty"`
+	// SBOMReferrer says whether scanned images get their SBOM stored as an
+	// OCI referrer (shown like ScanOnPush).
+	SBOMReferrer *bool `json:"sbomReferrer,omitempty"`
 }
 
 func toProject(p store.Project) Project {

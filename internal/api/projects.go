@@ -99,7 +99,7 @@ func (h *handler) getProject(w http.ResponseWriter, r *http.Request, p auth.Prin
 	return nil
 }
 
-// withScanSettings fills out's ScanOnPush when the server scans.
+// withScanSettings fills out's scan settings when the server scans.
 func (h *handler) withScanSettings(r *http.Request, out *Project) error {
 	if h.opts.ScanStore == nil {
 		return nil
@@ -108,7 +108,7 @@ func (h *handler) withScanSettings(r *http.Request, out *Project) error {
 	if err != nil {
 		return err
 	}
-	out.ScanOnPush = &s.ScanOnPush
+	out.ScanOnPush, out.SBOMReferrer = &s.ScanOnPush, &s.SBOMReferrer
 	return nil
 }
 
@@ -118,6 +118,9 @@ type UpdateProjectRequest struct {
 	Public *bool `json:"public"`
 	// ScanOnPush turns scanning of pushed manifests on or off.
 	ScanOnPush *bool `json:"scanOnPush"`
+	// SBOMReferrer turns storing scanned images' SBOMs as OCI referrers
+	// on or off.
+	SBOMReferrer *bool `json:"sbomReferrer"`
 }
 
 func (h *handler) updateProject(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -137,12 +140,23 @@ func (h *handler) updateProject(w http.ResponseWriter, r *http.Request, p auth.P
 		details["public"] = strconv.FormatBool(*req.Public)
 		pr.Public = *req.Public
 	}
-	if req.ScanOnPush != nil {
+	if req.ScanOnPush != nil || req.SBOMReferrer != nil {
 		if h.opts.ScanStore == nil {
-			return apperr.Errorf(apperr.EINVALID, "scanOnPush: this server does not scan")
+			return apperr.Errorf(apperr.EINVALID, "scanOnPush, sbomReferrer: this server does not scan")
 		}
-		details["scanOnPush"] = strconv.FormatBool(*req.ScanOnPush)
-		if err := h.opts.ScanStore.PutScanSettings(r.Context(), pr.Name, store.ScanSettings{ScanOnPush: *req.ScanOnPush}); err != nil {
+		settings, err := h.opts.ScanStore.ScanSettings(r.Context(), pr.Name)
+		if err != nil {
+			return err
+		}
+		if req.ScanOnPush != nil {
+			details["scanOnPush"] = strconv.FormatBool(*req.ScanOnPush)
+			settings.ScanOnPush = *req.ScanOnPush
+		}
+		if req.SBOMReferrer != nil {
+			details["sbomReferrer"] = strconv.FormatBool(*req.SBOMReferrer)
+			settings.SBOMReferrer = *req.SBOMReferrer
+		}
+		if err := h.opts.ScanStore.PutScanSettings(r.Context(), pr.Name, settings); err != nil {
 			return err
 		}
 	}

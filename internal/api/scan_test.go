@@ -342,4 +342,21 @@ func TestScanOnPushSetting(t *testing.T) {
 	if err != nil || ps.ScanOnPush {
 		t.Errorf("project scans after turning scanOnPush off: %+v, %v", ps, err)
 	}
+
+	// sbomReferrer: off by default; turning it on keeps scanOnPush.
+	if p.SBOMReferrer == nil || *p.SBOMReferrer {
+		t.Errorf("sbomReferrer %v, want false by default", p.SBOMReferrer)
+	}
+	_, err = dev.SetSBOMReferrer(ctx, "p", true)
+	wantCode(t, "a developer changing sbomReferrer", err, apperr.EDENIED)
+	p, err = e.admin.SetSBOMReferrer(ctx, "p", true)
+	if err != nil || p.SBOMReferrer == nil || !*p.SBOMReferrer || p.ScanOnPush == nil || *p.ScanOnPush {
+		t.Fatalf("after turning sbomReferrer on: %+v, %v; want it on and scanOnPush still off", p, err)
+	}
+	if got := e.rec.find("project.update"); len(got) == 0 || got[len(got)-1].Details["sbomReferrer"] != "true" {
+		t.Errorf("audit of the sbomReferrer change: %+v", got)
+	}
+	if s, err := e.db.ScanSettings(ctx, "p"); err != nil || s != (store.ScanSettings{ScanOnPush: false, SBOMReferrer: true}) {
+		t.Errorf("stored settings %+v, %v", s, err)
+	}
 }

@@ -74,6 +74,14 @@ func (c *Client) ProjectScans(ctx context.Context, project string) (api.ProjectS
 	return out, err
 }
 
+// SetSBOMReferrer turns storing the SBOMs of a project's scanned images as
+// OCI referrers on or off.
+func (c *Client) SetSBOMReferrer(ctx context.Context, project string, on bool) (api.Project, error) {
+	var p api.Project
+	err := c.do(ctx, http.MethodPatch, "/api/v1/projects/"+url.PathEscape(project), api.UpdateProjectRequest{SBOMReferrer: &on}, &p)
+	return p, err
+}
+
 // SetScanOnPush turns scanning of pushed manifests of a project on or off.
 func (c *Client) SetScanOnPush(ctx context.Context, project string, on bool) (api.Project, error) {
 	var p api.Project

@@ -17,7 +17,8 @@ type Scan struct {
 	RematchInterval Duration `yaml:"rematchInterval"`
 	// PushSBOM stores, after each scan that reads an image's layers, the
 	// image's inventory as a CycloneDX SBOM referrer of the image in the
-	// repositories holding it (default off).
+	// repositories holding it, in every project (default off: only
+	// projects whose sbomReferrer setting is on).
 	PushSBOM bool `yaml:"pushSBOM"`
 }
 

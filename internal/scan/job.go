@@ -331,7 +331,7 @@ func (s *Scanner) runImage(ctx context.Context, m *store.Manifest, raw []byte, s
 		return retry(fmt.Errorf("saving the report: %w", err))
 	}
 	s.refreshIndexes(ctx, m.Digest.String())
-	if s.opts.PushSBOM {
+	if s.opts.BlobWriter != nil {
 		// The report stands whatever happens here: a failure is logged,
 		// and the next scan of the image tries again.
 		stage("storing the SBOM referrer")

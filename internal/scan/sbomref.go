@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go"
@@ -17,12 +18,12 @@ import (
 	"github.com/customs-dev/customs/internal/store"
 )
 
-// SBOM referrers: with Options.PushSBOM, every scan that reads an image's
-// layers stores the image's inventory as a CycloneDX 1.6 document in an
-// OCI artifact manifest whose subject is the image, in each repository
-// holding the image, through the same store and blob calls a push makes
-// (never over HTTP). The registry's referrers API, and so `oras discover`,
-// lists it.
+// SBOM referrers: with Options.PushSBOM, or in projects whose SBOMReferrer
+// setting is on, every scan that reads an image's layers stores the
+// image's inventory as a CycloneDX 1.6 document in an OCI artifact
+// manifest whose subject is the image, in each repository holding the
+// image, through the same store and blob calls a push makes (never over
+// HTTP). The registry's referrers API, and so `oras discover`, lists it.
 const (
 	// SBOMArtifactType is the artifactType of SBOM referrers, and the
 	// media type of their one layer.
@@ -99,8 +100,9 @@ func (s *Scanner) sbomReferrer(m *store.Manifest, rep *report.Report, inv *inven
 }
 
 // pushSBOM stores the SBOM referrer of image m in every repository holding
-// it that has none of the current extractor version yet. It reports how
-// many repositories got one.
+// it that wants one (Options.PushSBOM, or its project's SBOMReferrer
+// setting) and has none of the current extractor version yet. It reports
+// how many repositories got one.
 func (s *Scanner) pushSBOM(ctx context.Context, m *store.Manifest, rep *report.Report, inv *inventory.Inventory) (int, error) {
 	repos, err := s.st.ManifestRepositories(ctx, m.Digest.String(), maxSBOMRepos)
 	if err != nil {
@@ -108,7 +110,23 @@ func (s *Scanner) pushSBOM(ctx context.Context, m *store.Manifest, rep *report.R
 	}
 	var a *sbomArtifact
 	pushed := 0
+	wants := map[string]bool{} // by project
 	for _, repo := range repos {
+		project, _, _ := strings.Cut(repo, "/")
+		want, seen := wants[project]
+		if !seen {
+			if want = s.opts.PushSBOM; !want {
+				settings, err := s.st.ScanSettings(ctx, project)
+				if err != nil && !apperr.Is(err, apperr.ENOTFOUND) {
+					return pushed, err
+				}
+				want = err == nil && settings.SBOMReferrer
+			}
+			wants[project] = want
+		}
+		if !want {
+			continue
+		}
 		have, err := s.hasSBOM(ctx, repo, m.Digest)
 		if err != nil {
 			return pushed, err

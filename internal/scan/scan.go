@@ -132,10 +132,13 @@ type Options struct {
 	Owner string
 	// PushSBOM stores, after every scan that reads an image's layers, its
 	// inventory as a CycloneDX SBOM referrer of the image in each
-	// repository holding it (config scan.pushSBOM; see sbomref.go).
+	// repository holding it (config scan.pushSBOM; see sbomref.go). When
+	// false, only repositories of projects whose SBOMReferrer setting is
+	// on get one.
 	PushSBOM bool
-	// BlobWriter writes the SBOM referrers' blobs; nil means Blobs, which
-	// must then implement BlobWriter when PushSBOM is set.
+	// BlobWriter writes the SBOM referrers' blobs; nil means Blobs if it
+	// implements BlobWriter (it must when PushSBOM is set). Without one,
+	// no referrer is stored.
 	BlobWriter BlobWriter
 	// ToolVersion is customs' version, named as the SBOMs' producer.
 	ToolVersion string
@@ -175,12 +178,12 @@ func (o *Options) defaults() error {
 	if o.MaxConfigBytes <= 0 {
 		o.MaxConfigBytes = DefaultMaxConfigBytes
 	}
-	if o.PushSBOM && o.BlobWriter == nil {
-		w, ok := o.Blobs.(BlobWriter)
-		if !ok {
+	if o.BlobWriter == nil {
+		if w, ok := o.Blobs.(BlobWriter); ok {
+			o.BlobWriter = w
+		} else if o.PushSBOM {
 			return apperr.Errorf(apperr.EINVALID, "scan: PushSBOM needs a BlobWriter, and Blobs (%T) cannot write", o.Blobs)
 		}
-		o.BlobWriter = w
 	}
 	if o.Owner == "" {
 		host, _ := os.Hostname()

@@ -272,6 +272,10 @@ type ManifestRef struct {
 type ScanSettings struct {
 	// ScanOnPush scans every manifest pushed to the project (default on).
 	ScanOnPush bool
+	// SBOMReferrer stores, after each scan that reads an image's layers,
+	// its SBOM as an OCI referrer of the image in the project's
+	// repositories holding it (default off).
+	SBOMReferrer bool
 }
 
 // DefaultScanSettings are the settings of a project that never set any.

@@ -592,9 +592,9 @@ func (db *DB) IndexesOf(ctx context.Context, digest string) ([]store.ManifestRef
 // ScanSettings returns the project's scan settings.
 func (db *DB) ScanSettings(ctx context.Context, project string) (store.ScanSettings, error) {
 	var id int64
-	var onPush sql.NullBool
-	err := db.read.QueryRowContext(ctx, `SELECT p.id, s.scan_on_push FROM projects p
-		LEFT JOIN project_scan_settings s ON s.project_id = p.id WHERE p.name = $1`, project).Scan(&id, &onPush)
+	var onPush, sbomReferrer sql.NullBool
+	err := db.read.QueryRowContext(ctx, `SELECT p.id, s.scan_on_push, s.sbom_referrer FROM projects p
+		LEFT JOIN project_scan_settings s ON s.project_id = p.id WHERE p.name = $1`, project).Scan(&id, &onPush, &sbomReferrer)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ScanSettings{}, apperr.Errorf(apperr.ENOTFOUND, "project %q not found", project)
 	}
@@ -605,15 +605,19 @@ func (db *DB) ScanSettings(ctx context.Context, project string) (store.ScanSetti
 	if onPush.Valid {
 		s.ScanOnPush = onPush.Bool
 	}
+	if sbomReferrer.Valid {
+		s.SBOMReferrer = sbomReferrer.Bool
+	}
 	return s, nil
 }
 
 // PutScanSettings saves the project's scan settings.
 func (db *DB) PutScanSettings(ctx context.Context, project string, s store.ScanSettings) error {
 	return db.inTx(ctx, true, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO project_scan_settings (project_id, scan_on_push)
-			SELECT id, $2 FROM projects WHERE name = $1
-			ON CONFLICT (project_id) DO UPDATE SET scan_on_push = excluded.scan_on_push`, project, s.ScanOnPush)
+		res, err := tx.ExecContext(ctx, `INSERT INTO project_scan_settings (project_id, scan_on_push, sbom_referrer)
+			SELECT id, $2, $3 FROM projects WHERE name = $1
+			ON CONFLICT (project_id) DO UPDATE SET scan_on_push = excluded.scan_on_push, sbom_referrer = excluded.sbom_referrer`,
+			project, s.ScanOnPush, s.SBOMReferrer)
 		if err != nil {
 			return err
 		}

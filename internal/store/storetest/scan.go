@@ -525,8 +525,12 @@ var scanSettingsTests = []test{
 		e.project("p")
 		s, err := e.s.ScanSettings(e.ctx, "p")
 		ok(t, err)
-		if s != store.DefaultScanSettings() || !s.ScanOnPush {
-			t.Errorf("default settings %+v", s)
+		if s != store.DefaultScanSettings() || !s.ScanOnPush || s.SBOMReferrer {
+			t.Errorf("default settings %+v, want scan on push, no SBOM referrer", s)
+		}
+		ok(t, e.s.PutScanSettings(e.ctx, "p", store.ScanSettings{ScanOnPush: true, SBOMReferrer: true}))
+		if s, err = e.s.ScanSettings(e.ctx, "p"); err != nil || s != (store.ScanSettings{ScanOnPush: true, SBOMReferrer: true}) {
+			t.Errorf("settings after turning sbomReferrer on: %+v, %v", s, err)
 		}
 		ok(t, e.s.PutScanSettings(e.ctx, "p", store.ScanSettings{ScanOnPush: false}))
 		s, err = e.s.ScanSettings(e.ctx, "p")
