@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -13,15 +14,35 @@ import (
 	"github.com/customs-dev/customs/test/e2e/harness"
 )
 
-// TestScanSBOMReferrer runs a server with scan.pushSBOM: after the scan of
-// a pushed image, oras discovers its CycloneDX SBOM through the referrers
-// API and pulls it.
+// TestScanSBOMReferrer turns SBOM referrers on (the project setting
+// sbomReferrer, or the server's scan.pushSBOM): after the scan of a pushed
+// image, oras discovers its CycloneDX SBOM through the referrers API and
+// pulls it.
 func TestScanSBOMReferrer(t *testing.T) {
 	t.Parallel()
 	harness.Tool(t, "crane")
 	harness.Tool(t, "oras")
-	srv := harness.StartCustoms(t, harness.Options{Env: []string{"CUSTOMS_SCAN_PUSH_SBOM=true"}})
-	srv.CreateProject(t, "library", false)
+	t.Run("project setting", func(t *testing.T) {
+		t.Parallel()
+		srv := harness.StartCustoms(t)
+		srv.CreateProject(t, "library", false)
+		admin := &apiclient.Client{BaseURL: srv.URL(), Username: srv.Username, Password: srv.Password}
+		if p, err := admin.SetSBOMReferrer(context.Background(), "library", true); err != nil || p.SBOMReferrer == nil || !*p.SBOMReferrer {
+			t.Fatalf("turning sbomReferrer on: %+v, %v", p, err)
+		}
+		testSBOMReferrer(t, srv)
+	})
+	t.Run("scan.pushSBOM", func(t *testing.T) {
+		t.Parallel()
+		srv := harness.StartCustoms(t, harness.Options{Env: []string{"CUSTOMS_SCAN_PUSH_SBOM=true"}})
+		srv.CreateProject(t, "library", false)
+		testSBOMReferrer(t, srv)
+	})
+}
+
+// testSBOMReferrer pushes an image to library/alpine of srv and checks
+// that its SBOM referrer is stored.
+func testSBOMReferrer(t *testing.T, srv *harness.Server) {
 	c := harness.NewClient(t)
 	c.Dir = t.TempDir()
 	c.MustInput(t, srv.Password, "crane", "auth", "login", srv.Addr, "-u", srv.Username, "--password-stdin")
