@@ -156,6 +156,26 @@ func newProjectCmd() *cobra.Command {
 		},
 	}
 	setScan.Flags().BoolVar(&scanOnPush, "enabled", true, "scan on push (true) or not (false)")
-	cmd.AddCommand(create, list, del, set, setScan, newMemberCmd(cf))
+
+	var sbomReferrer bool
+	setSBOM := &cobra.Command{
+		Use:   "set-sbom-referrer NAME",
+		Short: "Store each scanned image's CycloneDX SBOM as an OCI referrer of it (--enabled, the default) or not (--enabled=false)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.SetSBOMReferrer(cmd.Context(), args[0], sbomReferrer)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "project %s sbomReferrer=%v\n", p.Name, sbomReferrer)
+			return nil
+		},
+	}
+	setSBOM.Flags().BoolVar(&sbomReferrer, "enabled", true, "store SBOM referrers (true) or not (false)")
+	cmd.AddCommand(create, list, del, set, setScan, setSBOM, newMemberCmd(cf))
 	return cmd
 }

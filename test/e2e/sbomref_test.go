@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,9 +27,14 @@ func TestScanSBOMReferrer(t *testing.T) {
 		t.Parallel()
 		srv := harness.StartCustoms(t)
 		srv.CreateProject(t, "library", false)
+		cmd := exec.Command(harness.CustomsBinary(t), "project", "set-sbom-referrer", "library", "--server", srv.URL())
+		cmd.Env = append(os.Environ(), "CUSTOMS_USERNAME="+srv.Username, "CUSTOMS_PASSWORD="+srv.Password)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "sbomReferrer=true") {
+			t.Fatalf("customs project set-sbom-referrer: %v\n%s", err, out)
+		}
 		admin := &apiclient.Client{BaseURL: srv.URL(), Username: srv.Username, Password: srv.Password}
-		if p, err := admin.SetSBOMReferrer(context.Background(), "library", true); err != nil || p.SBOMReferrer == nil || !*p.SBOMReferrer {
-			t.Fatalf("turning sbomReferrer on: %+v, %v", p, err)
+		if p, err := admin.Project(context.Background(), "library"); err != nil || p.SBOMReferrer == nil || !*p.SBOMReferrer {
+			t.Fatalf("project after set-sbom-referrer: %+v, %v", p, err)
 		}
 		testSBOMReferrer(t, srv)
 	})
