@@ -34,7 +34,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newServeCmd(), newProjectCmd(), newGCCmd(), newConfigCmd(),
+	root.AddCommand(newServeCmd(), newProjectCmd(), newGCCmd(), newConfigCmd(), newImageCmd(),
 		newLoginCmd(), newLogoutCmd(), newUserCmd(), newRobotCmd(), newAuditCmd(), newVulndbCmd(), newScanCmd(), newPolicyCmd(), newAllowlistCmd())
 	return root
 }
