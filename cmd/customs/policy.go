@@ -214,7 +214,7 @@ func newPolicyCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(apply, get, list, diff, del)
+	cmd.AddCommand(apply, get, list, diff, del, newPolicyTestCmd())
 	return cmd
 }
 
