@@ -69,9 +69,7 @@ func newAuditQueryCmd() *cobra.Command {
 		}
 		out := cmd.OutOrStdout()
 		if output == "json" {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			return enc.Encode(page)
+			return writeJSON(out, page)
 		}
 		if err := writeAuditTable(out, page.Events); err != nil {
 			return err
@@ -254,9 +252,7 @@ the original by its head.`,
 			return err
 		}
 		if output == "json" {
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(rep); err != nil {
+			if err := writeJSON(cmd.OutOrStdout(), rep); err != nil {
 				return err
 			}
 		} else if rep.OK {

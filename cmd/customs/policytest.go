@@ -90,9 +90,7 @@ denied, 2 a policy or input is invalid.`,
 		}
 		out := cmd.OutOrStdout()
 		if *format == "json" {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(results); err != nil {
+			if err := writeJSON(out, results); err != nil {
 				return fail(err)
 			}
 		} else {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -159,9 +158,7 @@ Push implies pull; every permission implies read-project.`,
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(rb)
+			return writeJSON(cmd.OutOrStdout(), rb)
 		}),
 	}
 	cmd.AddCommand(create, list, get, rotate, del, disable)
@@ -203,9 +200,7 @@ func permissionsText(ps []api.RobotPermission) string {
 // shown once.
 func printSecret(w io.Writer, rb api.Robot, asJSON bool, what string) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rb)
+		return writeJSON(w, rb)
 	}
 	_, err := fmt.Fprintf(w, "robot %s %s. Its secret, shown this once:\n\n    %s\n\nLog in with: docker login -u '%s' --password-stdin SERVER\n",
 		rb.Name, what, rb.Secret, rb.Name)
