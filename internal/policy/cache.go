@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +64,8 @@ type cacheKey struct {
 	matchedAt                         int64
 	allowlists                        string
 	signatures                        string // "" when nil, "+" and fingerprints otherwise
+	external                          bool
+	annotations                       string // sorted, quoted key=value pairs
 }
 
 // NewCache returns an empty cache.
@@ -93,7 +96,19 @@ func keyOf(e Evaluator, in *Input) cacheKey {
 	k := cacheKey{
 		engine: e.Revision(), registry: in.Image.Registry, repository: in.Image.Repository, tag: in.Image.Tag,
 		refDig: in.Image.Digest, digest: in.Digest, env: in.Environment, ns: in.Namespace, project: in.Project,
-		allowlists: in.SystemAllowlist.Revision,
+		allowlists: in.SystemAllowlist.Revision, external: in.External,
+	}
+	if len(in.Annotations) > 0 {
+		keys := make([]string, 0, len(in.Annotations))
+		for k := range in.Annotations {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var b strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%q=%q;", k, in.Annotations[k])
+		}
+		k.annotations = b.String()
 	}
 	if s := in.Scan; s != nil {
 		k.scanned, k.scanStatus, k.vulndb, k.matchedAt = true, s.Status, s.VulnDBRevision, s.MatchedAt.UnixNano()

@@ -80,6 +80,9 @@ type Decision struct {
 	ValidUntil time.Time `json:"validUntil,omitzero"`
 	// Image is the normalised reference the decision is about.
 	Image string `json:"image"`
+	// NoMutate is true when an applied policy sets spec.admission.mutate:
+	// false: the mutating webhook leaves this image's reference as written.
+	NoMutate bool `json:"noMutate,omitempty"`
 }
 
 // Allowed reports whether the image may be used (allowed or warned).

@@ -476,6 +476,11 @@ func (e *Engine) Evaluate(ctx context.Context, in *Input) (*Decision, error) {
 		ref := applied[0].ref
 		d.Policy, d.Mode = &ref, applied[0].mode
 	}
+	for _, c := range applied {
+		if a := c.p.Spec.Admission; a != nil && a.Mutate != nil && !*a.Mutate {
+			d.NoMutate = true
+		}
+	}
 	return d, nil
 }
 
@@ -601,12 +606,53 @@ func (e *Engine) evalPolicy(st *evalState, c *compiled) []Violation {
 	e.evalRegistries(st, c, add)
 	e.evalNames(st, c, add)
 	e.evalTags(st, c, add)
-	e.evalSignatures(st, c, add)
-	if c.vuln != nil {
-		if v := e.evalVulnerabilities(st, c); v != nil {
-			vs = append(vs, *v)
+	if st.in.External {
+		e.evalExternal(st, c, add)
+	} else {
+		e.evalSignatures(st, c, add)
+		if c.vuln != nil {
+			if v := e.evalVulnerabilities(st, c); v != nil {
+				vs = append(vs, *v)
+			}
 		}
 	}
 	e.evalRego(st, c, add)
 	return vs
+}
+
+// evalExternal applies c's externalImages setting where its signatures or
+// vulnerabilities rule would need what an image customs does not hold
+// cannot have: a verified signature, a scan.
+func (e *Engine) evalExternal(st *evalState, c *compiled, add addFunc) {
+	action := c.p.Spec.ExternalImages
+	if action == "" {
+		action = ExternalDeny
+	}
+	name := st.img.Name()
+	check := func(rule Rule, what, needs string) {
+		if action == ExternalAllow {
+			st.note("%s is not in customs, so %s cannot be checked; %s allows such images (externalImages: allow).", name, what, c.ref.String())
+			return
+		}
+		remedy := fmt.Sprintf("replicate the image into customs and use it from there, or set spec.externalImages: warn or allow in %s", c.ref.String())
+		msg := fmt.Sprintf("%s is not in customs, so %s cannot be checked (externalImages: %s)", name, what, action)
+		if rule == RuleVulnerabilities {
+			// The vulnerabilities message is shown as is: it names its policy.
+			msg = fmt.Sprintf("%s is not in customs, so %s cannot be checked, and %s %s (externalImages: %s). To allow, %s.", name, what, c.ref.String(), needs, action, remedy)
+		}
+		v := add(rule, msg, remedy)
+		if action == ExternalWarn && v.Mode == Enforce {
+			v.Mode = Warn
+		}
+	}
+	if c.sig != nil && c.sig.Required {
+		check(RuleSignatures, "its signatures", "requires a signature")
+	}
+	if r := c.vuln; r != nil && (r.ScanRequired() || r.MaxSeverity != nil) {
+		needs := "requires a scan"
+		if r.MaxSeverity != nil {
+			needs = fmt.Sprintf("requires a scan (threshold: %q)", r.MaxSeverity.String())
+		}
+		check(RuleVulnerabilities, "its vulnerabilities", needs)
+	}
 }

@@ -36,6 +36,15 @@ type Input struct {
 	// policies; it applies to every vulnerabilities rule that does not
 	// set useSystemAllowlist: false.
 	SystemAllowlist SystemAllowlist `json:"systemAllowlist,omitzero"`
+	// External is true when the image is not held by customs (admission of
+	// an image from another registry): no scan or signature of it can
+	// exist, so the vulnerabilities and signatures rules follow the
+	// policy's externalImages setting instead of failing for want of one.
+	External bool `json:"external,omitempty"`
+	// Annotations are what the door was told about this use of the image
+	// (the ImagePolicyWebhook's *.image-policy.k8s.io/* annotations, for
+	// break-glass rules); Rego modules see them as input.annotations.
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // ScanStatus is where the scan of an image stands; the values are the
@@ -191,6 +200,9 @@ func (in *Input) validate() error {
 		if err := checkAdvisoryID(in.SystemAllowlist.Entries[i].ID); err != nil {
 			return fmt.Errorf("input systemAllowlist.entries[%d].id: %v", i, err)
 		}
+	}
+	if in.External && (in.Scan != nil || in.Signatures != nil) {
+		return fmt.Errorf("input external: an image customs does not hold has no scan or signatures (scan and signatures must be null)")
 	}
 	if in.Scan != nil {
 		switch in.Scan.Status {

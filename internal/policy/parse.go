@@ -225,8 +225,32 @@ func (d *decoder) spec(n *yaml.Node, path string, s *Spec) {
 		d.fail(n, path, "must be a mapping, got null (write spec: {} to allow everything in scope)")
 		return
 	}
-	d.fields(n, path, []string{"scope", "mode", "registries", "tags", "names", "vulnerabilities", "signatures", "rego"}, func(key string, v *yaml.Node, path string) {
+	var extNode *yaml.Node
+	defer func() {
+		if extNode != nil && s.ExternalImages != "" && s.Vulnerabilities == nil && (s.Signatures == nil || !s.Signatures.Required) {
+			d.fail(extNode, join(path, "externalImages"), "has no effect without a vulnerabilities rule or a signatures requirement")
+		}
+	}()
+	d.fields(n, path, []string{"scope", "mode", "registries", "tags", "names", "vulnerabilities", "signatures", "rego", "externalImages", "admission"}, func(key string, v *yaml.Node, path string) {
 		switch key {
+		case "externalImages":
+			extNode = v
+			if a, ok := d.str(v, path); ok {
+				switch ExternalAction(a) {
+				case ExternalDeny, ExternalWarn, ExternalAllow:
+					s.ExternalImages = ExternalAction(a)
+				default:
+					d.fail(v, path, "%q is not one of deny, warn, allow", a)
+				}
+			}
+		case "admission":
+			a := &AdmissionSettings{}
+			s.Admission = a
+			d.fields(v, path, []string{"mutate"}, func(key string, v *yaml.Node, path string) {
+				if b, ok := d.boolean(v, path); ok {
+					a.Mutate = &b
+				}
+			})
 		case "scope":
 			d.scope(v, path, &s.Scope)
 		case "mode":

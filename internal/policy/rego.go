@@ -246,5 +246,11 @@ func regoInput(in *Input) ast.Value {
 		}
 		obj.Insert(str("signatures"), ast.ObjectTerm(ast.Item(str("verified"), ast.ArrayTerm(vs...))))
 	}
+	obj.Insert(str("external"), ast.BooleanTerm(in.External))
+	ann := ast.NewObject()
+	for k, v := range in.Annotations {
+		ann.Insert(str(k), str(v))
+	}
+	obj.Insert(str("annotations"), ast.NewTerm(ann))
 	return obj
 }

@@ -86,6 +86,7 @@ deny contains json.marshal(input) if { true }`))
 		}},
 		Signatures:      &Signatures{Verified: []Signature{{KeyFingerprint: "sha256:ab"}}},
 		SystemAllowlist: SystemAllowlist{Revision: "9", Entries: []AllowlistEntry{{ID: "CVE-3"}}},
+		Annotations:     map[string]string{"break-glass.image-policy.k8s.io/ticket": "INC-1"},
 	}
 	d := eval(t, e, in)
 	var got map[string]any
@@ -105,7 +106,8 @@ deny contains json.marshal(input) if { true }`))
 	              "installed": "1.1.20-r4", "fixed": ["1.1.20-r5"], "severity": "high", "status": "fixed"},
 	             {"id": "CVE-2", "aliases": [], "package": "bash", "sourcePackage": "bash-src", "installed": "5", "fixed": [],
 	              "severity": "unknown", "status": "wont-fix"}]},
-	  "signatures": {"verified": [{"keyFingerprint": "sha256:ab", "issuer": "", "subject": ""}]}
+	  "signatures": {"verified": [{"keyFingerprint": "sha256:ab", "issuer": "", "subject": ""}]},
+	  "external": false, "annotations": {"break-glass.image-policy.k8s.io/ticket": "INC-1"}
 	}`), &want); err != nil {
 		t.Fatal(err)
 	}

@@ -204,6 +204,7 @@ func (e *Engine) evalRego(st *evalState, c *compiled, add addFunc) {
 		st.rego = regoInput(&Input{
 			Image: st.img, Digest: st.in.Digest, Environment: st.in.Environment, Namespace: st.in.Namespace,
 			Project: st.in.Project, Scan: st.in.Scan, Signatures: st.in.Signatures,
+			External: st.in.External, Annotations: st.in.Annotations,
 		})
 	}
 	msgs, err := c.rego.eval(st.ctx, st.rego, e.cfg.RegoTimeout)

@@ -52,6 +52,37 @@ type Spec struct {
 	Vulnerabilities *VulnerabilitiesRule `yaml:"vulnerabilities,omitempty" json:"vulnerabilities,omitempty"`
 	Signatures      *SignaturesRule      `yaml:"signatures,omitempty" json:"signatures,omitempty"`
 	Rego            *RegoRule            `yaml:"rego,omitempty" json:"rego,omitempty"`
+	// ExternalImages says what the vulnerabilities and signatures rules do
+	// with an image customs does not hold (Input.External), which has no
+	// scan and no verifiable signature: Deny (also when empty: fail
+	// closed), Warn or Allow; the decision says which applied. Registry,
+	// tag, name and Rego rules apply to such images as to any other.
+	ExternalImages ExternalAction `yaml:"externalImages,omitempty" json:"externalImages,omitempty"`
+	// Admission holds settings only Kubernetes admission reads.
+	Admission *AdmissionSettings `yaml:"admission,omitempty" json:"admission,omitempty"`
+}
+
+// ExternalAction is what a policy does where a rule cannot be checked on an
+// image customs does not hold.
+type ExternalAction string
+
+// External actions.
+const (
+	// ExternalDeny refuses the image (in the rule's mode).
+	ExternalDeny ExternalAction = "deny"
+	// ExternalWarn lets it through with a warning.
+	ExternalWarn ExternalAction = "warn"
+	// ExternalAllow lets it through with a note in the decision.
+	ExternalAllow ExternalAction = "allow"
+)
+
+// AdmissionSettings are a policy's Kubernetes admission settings.
+type AdmissionSettings struct {
+	// Mutate, when false, stops the mutating webhook from rewriting the
+	// tags of images this policy applies to into tag@digest (for GitOps
+	// users whose controllers would see the change as drift). nil means
+	// true.
+	Mutate *bool `yaml:"mutate,omitempty" json:"mutate,omitempty"`
 }
 
 // Scope selects the images a policy applies to. Every selector that is set
