@@ -124,6 +124,7 @@ func New(opts Options) http.Handler {
 	}
 	if opts.Scans != nil && opts.ScanStore != nil {
 		h.scanRoutes(mux)
+		h.imageRoutes(mux)
 	}
 	if opts.Policies != nil {
 		h.policyRoutes(mux)
