@@ -14,6 +14,7 @@ import (
 
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/decide"
 	"github.com/customs-dev/customs/internal/inventory"
 	"github.com/customs-dev/customs/internal/policy"
 	"github.com/customs-dev/customs/internal/pulldoor"
@@ -63,7 +64,8 @@ func TestPullDoor(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	door := pulldoor.New(pulldoor.Options{Store: db, Config: policy.Config{Default: policy.Allowed, Now: clk.Now}})
+	door := pulldoor.New(pulldoor.Options{Decider: decide.New(decide.Options{Store: db, Select: pulldoor.Selects,
+		Config: policy.Config{Default: policy.Allowed, Now: clk.Now}})})
 
 	dg := digest.FromString("kuard manifest")
 	pull := registry.Pull{Principal: auth.Principal{Kind: auth.KindUser, Name: "reader"}, Host: "registry.example:5000",
@@ -136,7 +138,8 @@ func BenchmarkAllowPull(b *testing.B) {
 			}
 			dg := digest.FromString("m")
 			putReport(b, db, dg, time.Now())
-			door := pulldoor.New(pulldoor.Options{Store: db, Config: policy.Config{Default: policy.Allowed}})
+			door := pulldoor.New(pulldoor.Options{Decider: decide.New(decide.Options{Store: db, Select: pulldoor.Selects,
+				Config: policy.Config{Default: policy.Allowed}})})
 			pull := registry.Pull{Host: "r.example", Repository: "kuard/k", Project: "kuard", Reference: "v1",
 				Manifest: &store.Manifest{Repository: "kuard/k", Digest: dg}}
 			b.ResetTimer()

@@ -29,6 +29,7 @@ import (
 	blobfs "github.com/customs-dev/customs/internal/blob/fs"
 	"github.com/customs-dev/customs/internal/certs"
 	"github.com/customs-dev/customs/internal/config"
+	"github.com/customs-dev/customs/internal/decide"
 	"github.com/customs-dev/customs/internal/gc"
 	"github.com/customs-dev/customs/internal/policy"
 	"github.com/customs-dev/customs/internal/pulldoor"
@@ -248,7 +249,8 @@ func (s *Server) routes() http.Handler {
 		Events:           fanOut{registryaudit.New(s.Audit), scanOnPush{s.Scanner}},
 		// Only stored policies refuse pulls: an image none matches is
 		// allowed at the registry.
-		PullGate: pulldoor.New(pulldoor.Options{Store: s.Store, Config: policy.Config{Default: policy.Allowed},
+		PullGate: pulldoor.New(pulldoor.Options{Decider: decide.New(decide.Options{Store: s.Store, Select: pulldoor.Selects,
+			Config: policy.Config{Default: policy.Allowed}, Logger: s.logger.With("component", "pulldoor")}),
 			Logger: s.logger.With("component", "pulldoor")}),
 	})
 	mux := http.NewServeMux()

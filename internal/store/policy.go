@@ -55,3 +55,21 @@ type PolicyStore interface {
 	// change).
 	PolicyRevision(ctx context.Context) (int64, error)
 }
+
+// AllowlistEntry is one entry of the system allowlist (Harbor's
+// system-level CVE allowlist): an advisory allowed in every image whose
+// policies let the system allowlist apply.
+type AllowlistEntry struct {
+	// ID is an advisory id or alias (CVE-2019-14697, GHSA-…), unique in
+	// the list (compared case-insensitively by policies; stored as given).
+	ID string
+	// Package and Repository, when set, limit the entry to that package
+	// and to images whose name matches that host-anchored glob.
+	Package    string
+	Repository string
+	// Expires, when not zero, is when the entry stops applying.
+	Expires time.Time
+	Reason  string
+	AddedBy string
+	AddedAt time.Time
+}

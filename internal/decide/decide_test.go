@@ -1,0 +1,169 @@
+package decide_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/customs-dev/customs/internal/decide"
+	"github.com/customs-dev/customs/internal/inventory"
+	"github.com/customs-dev/customs/internal/policy"
+	"github.com/customs-dev/customs/internal/scan/report"
+	"github.com/customs-dev/customs/internal/store"
+	"github.com/customs-dev/customs/internal/store/sqlite"
+	"github.com/customs-dev/customs/internal/vulndb/match"
+	"github.com/customs-dev/customs/internal/vulndb/severity"
+)
+
+const kuardPolicy = `apiVersion: customs.dev/v1alpha1
+kind: Policy
+metadata:
+  name: project-kuard
+spec:
+  scope:
+    projects: [kuard]
+  vulnerabilities:
+    maxSeverity: high
+`
+
+const clusterPolicy = `apiVersion: customs.dev/v1alpha1
+kind: Policy
+metadata:
+  name: cluster-default
+spec:
+  tags:
+    deny: [latest]
+`
+
+func openDB(t testing.TB) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "meta.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func input(t *testing.T, ref string, dg digest.Digest) *policy.Input {
+	t.Helper()
+	img, err := policy.ParseImage(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &policy.Input{Image: img, Digest: dg.String(), Project: "kuard"}
+}
+
+// TestScanSummary: never scanned (nil), queued, and done with the stored
+// findings.
+func TestScanSummary(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	d := decide.New(decide.Options{Store: db})
+	dg := digest.FromString("m")
+	if s, err := d.ScanSummary(ctx, dg.String()); err != nil || s != nil {
+		t.Fatalf("never scanned: %+v %v, want nil", s, err)
+	}
+	if _, err := db.EnqueueScanJob(ctx, &store.ScanJob{Kind: store.ScanJobManifest, Subject: dg.String(), Repository: "kuard/k"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := d.ScanSummary(ctx, dg.String()); err != nil || s == nil || s.Status != policy.ScanQueued {
+		t.Fatalf("queued: %+v %v, want status queued", s, err)
+	}
+	putReport(t, db, dg, time.Now())
+	s, err := d.ScanSummary(ctx, dg.String())
+	if err != nil || s.Status != policy.ScanDone || len(s.Findings) != 1 {
+		t.Fatalf("done: %+v %v", s, err)
+	}
+	f := s.Findings[0]
+	if f.ID != "ALPINE-CVE-2019-14697" || f.Package != "musl" || f.Installed != "1.1.20-r4" || f.Severity != policy.Critical ||
+		len(f.Fixed) != 1 || f.Fixed[0] != "1.1.20-r5" || s.VulnDBRevision != 3 {
+		t.Fatalf("finding %+v of summary %+v", f, s)
+	}
+}
+
+// TestDecide: the input is completed with the stored scan (not modified),
+// Select keeps only the chosen policies, DecideWith adds a policy for one
+// call, and without policies the default answers without evaluation.
+func TestDecide(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	dg := digest.FromString("m")
+	all := decide.New(decide.Options{Store: db, Config: policy.Config{Default: policy.Allowed}})
+	projects := decide.New(decide.Options{Store: db, Config: policy.Config{Default: policy.Allowed},
+		Select: func(p *policy.Policy) bool { return len(p.Spec.Scope.Projects) > 0 }})
+
+	in := input(t, "r.example/kuard/k:latest", dg)
+	dec, err := all.Decide(ctx, in)
+	if err != nil || !dec.Allowed() || !dec.Default {
+		t.Fatalf("no policies: %+v %v, want the default (allowed)", dec, err)
+	}
+
+	for _, doc := range []struct{ name, project, text string }{{"project-kuard", "kuard", kuardPolicy}, {"cluster-default", "", clusterPolicy}} {
+		if err := db.PutPolicy(ctx, &store.PolicyDocument{Name: doc.name, Project: doc.project, Document: doc.text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putReport(t, db, dg, time.Now())
+	dec, err = all.Decide(ctx, in)
+	if err != nil || dec.Allowed() || in.Scan != nil {
+		t.Fatalf("all policies: %+v %v (input scan %v), want denied and the input untouched", dec, err, in.Scan)
+	}
+	if len(dec.Policies) != 2 {
+		t.Fatalf("applied %v, want the cluster default and the project policy", dec.Policies)
+	}
+	dec, err = projects.Decide(ctx, in)
+	if err != nil || dec.Allowed() || len(dec.Policies) != 1 || dec.Policies[0].Name != "project-kuard" || dec.Rule != policy.RuleVulnerabilities {
+		t.Fatalf("project policies only: %+v %v", dec, err)
+	}
+
+	// What-if: a policy file replacing the stored project policy with a
+	// critical threshold that allowlists nothing still denies; one that
+	// allowlists the CVE allows.
+	extra, err := policy.Parse("whatif.yaml", []byte(kuardPolicy+"    allowlist:\n    - id: CVE-2019-14697\n")) // same name: replaces
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err = projects.DecideWith(ctx, in, extra)
+	if err != nil || !dec.Allowed() {
+		t.Fatalf("what-if with the CVE allowlisted: %+v %v, want allowed", dec, err)
+	}
+	// The stored decision is unchanged by the what-if.
+	if dec, err = projects.Decide(ctx, in); err != nil || dec.Allowed() {
+		t.Fatalf("after the what-if: %+v %v, want denied", dec, err)
+	}
+	// A bad input is EINVALID, naming the field.
+	bad := *in
+	bad.Image.Repository = "a//b"
+	if _, err := projects.Decide(ctx, &bad); err == nil || !strings.Contains(err.Error(), "empty path segment") {
+		t.Fatalf("bad input: %v", err)
+	}
+}
+
+// putReport stores a done scan report of dg with ALPINE-CVE-2019-14697
+// (critical) in musl 1.1.20-r4, fixed in 1.1.20-r5.
+func putReport(t testing.TB, db *sqlite.DB, dg digest.Digest, now time.Time) {
+	t.Helper()
+	rep := report.Report{Digest: dg.String(), Status: report.StatusDone, VulnDBRevision: 3, MatchedAt: now,
+		Findings: []report.Finding{{
+			AdvisoryID: "ALPINE-CVE-2019-14697", Aliases: []string{"CVE-2019-14697"},
+			Package:          inventory.Package{Ecosystem: "Alpine", Name: "musl", Version: "1.1.20-r4"},
+			InstalledVersion: "1.1.20-r4", FixedVersions: []string{"1.1.20-r5"}, Status: match.StatusFixed,
+			Severity: severity.Rating{Level: severity.Critical},
+		}}}
+	var buf bytes.Buffer
+	if err := report.EncodeJSON(&buf, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutScanReport(context.Background(), &store.ScanReport{Digest: dg.String(), Status: store.ScanDone, VulnRevision: 3,
+		MatchedAt: now, ScannedAt: now, Data: buf.Bytes(),
+		Findings: []store.ScanFinding{{Key: "ALPINE-CVE-2019-14697 musl", AdvisoryID: "ALPINE-CVE-2019-14697"}}}); err != nil {
+		t.Fatal(err)
+	}
+}
