@@ -606,14 +606,16 @@ func (e *Engine) evalPolicy(st *evalState, c *compiled) []Violation {
 	e.evalRegistries(st, c, add)
 	e.evalNames(st, c, add)
 	e.evalTags(st, c, add)
-	if st.in.External {
-		e.evalExternal(st, c, add)
+	if st.in.External && st.in.Signatures == nil {
+		e.evalExternal(st, c, add, RuleSignatures)
 	} else {
 		e.evalSignatures(st, c, add)
-		if c.vuln != nil {
-			if v := e.evalVulnerabilities(st, c); v != nil {
-				vs = append(vs, *v)
-			}
+	}
+	if st.in.External && st.in.Scan == nil {
+		e.evalExternal(st, c, add, RuleVulnerabilities)
+	} else if c.vuln != nil {
+		if v := e.evalVulnerabilities(st, c); v != nil {
+			vs = append(vs, *v)
 		}
 	}
 	e.evalRego(st, c, add)
@@ -621,9 +623,9 @@ func (e *Engine) evalPolicy(st *evalState, c *compiled) []Violation {
 }
 
 // evalExternal applies c's externalImages setting where its signatures or
-// vulnerabilities rule would need what an image customs does not hold
-// cannot have: a verified signature, a scan.
-func (e *Engine) evalExternal(st *evalState, c *compiled, add addFunc) {
+// vulnerabilities rule (rule) would need what an image customs does not
+// hold has not: verified signatures, a scan.
+func (e *Engine) evalExternal(st *evalState, c *compiled, add addFunc, rule Rule) {
 	action := c.p.Spec.ExternalImages
 	if action == "" {
 		action = ExternalDeny
@@ -645,8 +647,11 @@ func (e *Engine) evalExternal(st *evalState, c *compiled, add addFunc) {
 			v.Mode = Warn
 		}
 	}
-	if c.sig != nil && c.sig.Required {
-		check(RuleSignatures, "its signatures", "requires a signature")
+	if rule == RuleSignatures {
+		if c.sig != nil && c.sig.Required {
+			check(RuleSignatures, "its signatures", "requires a signature")
+		}
+		return
 	}
 	if r := c.vuln; r != nil && (r.ScanRequired() || r.MaxSeverity != nil) {
 		needs := "requires a scan"

@@ -46,9 +46,11 @@ func TestExternalImages(t *testing.T) {
 			}
 		})
 	}
-	if _, err := e.Evaluate(context.Background(), &Input{Image: mustImage(t, "gcr.io/a/b"), External: true, Scan: done()}); err == nil ||
-		!strings.Contains(err.Error(), "input external") {
-		t.Errorf("external input with a scan: err %v, want an input external error", err)
+	// An outside image whose digest customs has scanned: the scan counts.
+	d := eval(t, e, &Input{Image: mustImage(t, "gcr.io/a/b:1"), Environment: "production", External: true,
+		Scan: done(finding("CVE-1", High, "musl", "1"))})
+	if d.Outcome != Denied || !strings.Contains(d.Message(), "CVE-1") || !strings.Contains(d.Message(), "its signatures cannot be checked") {
+		t.Errorf("outside image with a scan: %s %s", d.Outcome, d.Message())
 	}
 }
 

@@ -37,9 +37,11 @@ type Input struct {
 	// set useSystemAllowlist: false.
 	SystemAllowlist SystemAllowlist `json:"systemAllowlist,omitzero"`
 	// External is true when the image is not held by customs (admission of
-	// an image from another registry): no scan or signature of it can
-	// exist, so the vulnerabilities and signatures rules follow the
-	// policy's externalImages setting instead of failing for want of one.
+	// an image from another registry). Where such an image has no Scan
+	// (customs never scanned its digest) or no Signatures, the
+	// vulnerabilities and signatures rules follow the policy's
+	// externalImages setting instead of failing for want of them; a scan
+	// customs holds of the same digest is used as for any image.
 	External bool `json:"external,omitempty"`
 	// Annotations are what the door was told about this use of the image
 	// (the ImagePolicyWebhook's *.image-policy.k8s.io/* annotations, for
@@ -200,9 +202,6 @@ func (in *Input) validate() error {
 		if err := checkAdvisoryID(in.SystemAllowlist.Entries[i].ID); err != nil {
 			return fmt.Errorf("input systemAllowlist.entries[%d].id: %v", i, err)
 		}
-	}
-	if in.External && (in.Scan != nil || in.Signatures != nil) {
-		return fmt.Errorf("input external: an image customs does not hold has no scan or signatures (scan and signatures must be null)")
 	}
 	if in.Scan != nil {
 		switch in.Scan.Status {
