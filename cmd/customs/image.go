@@ -171,30 +171,54 @@ func newImageReportCmd() *cobra.Command {
 // waitForReport polls the report of digest d until its scan is over,
 // printing its progress to standard error when it changes.
 func waitForReport(ctx context.Context, c *apiclient.Client, d string, timeout time.Duration) (*report.Report, error) {
+	var r *report.Report
+	err := pollUntil(ctx, timeout, func(ctx context.Context) (bool, string, error) {
+		var err error
+		r, err = c.ScanReport(ctx, d)
+		switch {
+		case apperr.Is(err, apperr.ENOTFOUND):
+			return false, "", nil
+		case err != nil:
+			return false, "", err
+		}
+		return r.Status.Final(), "scan " + string(r.Status), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("no report of %s: %w", d, err)
+	}
+	return r, nil
+}
+
+// pollInterval is how often pollUntil asks.
+const pollInterval = 300 * time.Millisecond
+
+// pollUntil calls step until it reports done, an error, or timeout passes
+// (an error saying so). Each progress line step returns is printed to
+// standard error when it differs from the previous one: the progress of
+// the CLI's waits (customs image scan, customs gate).
+func pollUntil(ctx context.Context, timeout time.Duration, step func(context.Context) (done bool, progress string, err error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := ""
 	for {
-		r, err := c.ScanReport(ctx, d)
-		if err != nil && !apperr.Is(err, apperr.ENOTFOUND) {
+		done, progress, err := step(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("no report of %s within %s", d, timeout)
+				return fmt.Errorf("still waiting after %s", timeout)
 			}
-			return nil, err
+			return err
 		}
-		if err == nil {
-			if r.Status.Final() {
-				return r, nil
-			}
-			if s := string(r.Status); s != last {
-				fmt.Fprintf(os.Stderr, "scan %s\n", s)
-				last = s
-			}
+		if done {
+			return nil
+		}
+		if progress != "" && progress != last {
+			fmt.Fprintln(os.Stderr, progress)
+			last = progress
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("no report of %s within %s", d, timeout)
-		case <-time.After(300 * time.Millisecond):
+			return fmt.Errorf("still waiting after %s", timeout)
+		case <-time.After(pollInterval):
 		}
 	}
 }

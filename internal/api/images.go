@@ -38,7 +38,8 @@ func (h *handler) imageRoutes(mux *http.ServeMux) {
 // waits or runs; and with 409 (Status failed or unsupported, and an
 // "error" member as every API error has) when the scan ended without
 // findings to count, so that a client looping until 200 never passes an
-// image nothing checked.
+// image nothing checked. With ?anyStatus=true every status is answered
+// with 200 (and no "error").
 type ImageVulnerabilities struct {
 	// Digest is the manifest digest; Repository the repository named in
 	// the request, or one repository holding the digest that the caller
@@ -261,13 +262,30 @@ func (h *handler) mayPull(r *http.Request, p auth.Principal, repo string, d dige
 // imageVulnerabilities answers GET /api/v1/images/{ref} (see
 // ImageVulnerabilities): the pull right on the image's project is needed.
 // ?unknownAs= (none, low, medium, high, critical or ignore; default
-// critical) says how findings of unknown severity are rated.
+// critical) says how findings of unknown severity are rated;
+// ?anyStatus=true answers 200 whatever the scan's status, for clients
+// that read Status themselves (customs gate).
 func (h *handler) imageVulnerabilities(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	q := r.URL.Query()
 	unknownAs := policy.UnknownAs(policy.Critical)
-	if s := r.URL.Query().Get("unknownAs"); s != "" {
+	if s := q.Get("unknownAs"); s != "" {
 		if err := unknownAs.UnmarshalText([]byte(s)); err != nil {
 			return apperr.Errorf(apperr.EINVALID, "query parameter unknownAs: %v", err)
 		}
+	}
+	anyStatus := false
+	switch s := q.Get("anyStatus"); s {
+	case "", "false":
+	case "true":
+		anyStatus = true
+	default:
+		return apperr.Errorf(apperr.EINVALID, "query parameter anyStatus: %q is not true or false", s)
+	}
+	ok := func(st int) int {
+		if anyStatus {
+			return http.StatusOK
+		}
+		return st
 	}
 	repo, ref, err := imageRefParam(r)
 	if err != nil {
@@ -311,7 +329,7 @@ func (h *handler) imageVulnerabilities(w http.ResponseWriter, r *http.Request, p
 		} else {
 			out.Stage = h.runningStage(r, d.String())
 		}
-		writeJSON(w, http.StatusAccepted, out)
+		writeJSON(w, ok(http.StatusAccepted), out)
 		return nil
 	case report.StatusDone:
 		writeJSON(w, http.StatusOK, out)
@@ -322,8 +340,10 @@ func (h *handler) imageVulnerabilities(w http.ResponseWriter, r *http.Request, p
 	if rep.Reason != "" {
 		msg += ": " + rep.Reason
 	}
-	out.Error = &ErrorDetail{Code: apperr.ECONFLICT, Message: msg + "; there are no findings to check"}
-	writeJSON(w, status(apperr.ECONFLICT), out)
+	if !anyStatus {
+		out.Error = &ErrorDetail{Code: apperr.ECONFLICT, Message: msg + "; there are no findings to check"}
+	}
+	writeJSON(w, ok(status(apperr.ECONFLICT)), out)
 	return nil
 }
 
