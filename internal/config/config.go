@@ -41,6 +41,8 @@ type Config struct {
 	Registry Registry `yaml:"registry"`
 	Vulndb   Vulndb   `yaml:"vulndb"`
 	Scan     Scan     `yaml:"scan"`
+	// Admission configures the Kubernetes admission webhooks.
+	Admission Admission `yaml:"admission"`
 }
 
 // Database selects the metadata database.
@@ -139,10 +141,11 @@ func Default() Config {
 			GracePeriod:  Duration(24 * time.Hour),
 			UploadMaxAge: Duration(7 * 24 * time.Hour),
 		},
-		Log:      Log{Level: "info", Format: "text"},
-		Registry: Registry{MaxManifestBytes: 4 << 20},
-		Vulndb:   defaultVulndb(),
-		Scan:     defaultScan(),
+		Log:       Log{Level: "info", Format: "text"},
+		Registry:  Registry{MaxManifestBytes: 4 << 20},
+		Vulndb:    defaultVulndb(),
+		Scan:      defaultScan(),
+		Admission: defaultAdmission(),
 	}
 }
 
@@ -224,5 +227,6 @@ func (c *Config) Validate() error {
 	}
 	c.validateVulndb(bad)
 	c.validateScan(bad)
+	c.validateAdmission(bad)
 	return errors.Join(errs...)
 }
