@@ -4,15 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +26,7 @@ import (
 	blobfs "github.com/customs-dev/customs/internal/blob/fs"
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/postgres"
+	"github.com/customs-dev/customs/internal/store/postgres/pgtest"
 	"github.com/customs-dev/customs/internal/store/sqlite"
 	"github.com/customs-dev/customs/internal/vulndb"
 )
@@ -64,29 +61,8 @@ func newEnv(t testing.TB, opts ...func(*Options)) *env {
 // database, skipping t without one.
 func openPostgres(t testing.TB) store.Store {
 	t.Helper()
-	dsn := os.Getenv("CUSTOMS_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("PostgreSQL tests skipped: set CUSTOMS_TEST_POSTGRES_DSN (scripts/test.sh does)")
-	}
-	ctx := context.Background()
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	schema := "customs_scan_" + strings.ToLower(rand.Text()[:12])
-	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.ExecContext(ctx, `DROP SCHEMA `+schema+` CASCADE`) })
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := postgres.Open(ctx, u.String(), slog.New(slog.DiscardHandler))
+	dsn := pgtest.Schema(t, "customs_scan_")
+	db, err := postgres.Open(context.Background(), dsn, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"errors"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +16,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/customs-dev/customs/internal/store/postgres"
+	"github.com/customs-dev/customs/internal/store/postgres/pgtest"
 	"github.com/customs-dev/customs/internal/store/sqlite"
 )
 
@@ -74,9 +72,6 @@ func openSQLiteN(t testing.TB, n int, opts ...sqlite.Option) []Store {
 	return out
 }
 
-// pgDSNVar names the variable holding the PostgreSQL test server's DSN.
-const pgDSNVar = "CUSTOMS_TEST_POSTGRES_DSN"
-
 // openPostgres opens a store in a fresh schema of the PostgreSQL test
 // server, or skips t without one.
 func openPostgres(t testing.TB) Store {
@@ -88,31 +83,10 @@ func openPostgres(t testing.TB) Store {
 // test server, as n replicas sharing it would, or skips t without one.
 func openPostgresN(t testing.TB, n int) []Store {
 	t.Helper()
-	dsn := os.Getenv(pgDSNVar)
-	if dsn == "" {
-		t.Skipf("PostgreSQL tests skipped: set %s", pgDSNVar)
-	}
-	ctx := context.Background()
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	schema := "customs_vulndb_" + strings.ToLower(rand.Text()[:12])
-	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.ExecContext(ctx, `DROP SCHEMA `+schema+` CASCADE`) })
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
+	dsn := pgtest.Schema(t, "customs_vulndb_")
 	var out []Store
 	for range n {
-		db, err := postgres.Open(ctx, u.String(), slog.New(slog.DiscardHandler))
+		db, err := postgres.Open(context.Background(), dsn, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

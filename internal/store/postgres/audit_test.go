@@ -8,6 +8,7 @@ import (
 
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/postgres"
+	"github.com/customs-dev/customs/internal/store/postgres/pgtest"
 	"github.com/customs-dev/customs/internal/store/storetest"
 )
 
@@ -15,14 +16,14 @@ import (
 // schema and a function opening more stores (replicas) on it.
 func openShared(t testing.TB, now func() time.Time) (store.Store, *sql.DB, func(testing.TB) store.Store) {
 	t.Helper()
-	dsn := freshSchema(t, testDSN(t))
+	dsn := pgtest.Schema(t, "customs_test_")
 	reopen := func(t testing.TB) store.Store {
 		t.Helper()
 		db, err := postgres.Open(context.Background(), dsn, discard(), postgres.WithClock(now))
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Registered after freshSchema's cleanup, so it runs before the drop.
+		// Registered after pgtest.Schema's cleanup, so it runs before the drop.
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
@@ -36,7 +37,7 @@ func openShared(t testing.TB, now func() time.Time) (store.Store, *sql.DB, func(
 }
 
 func TestAuditTamper(t *testing.T) {
-	testDSN(t)
+	pgtest.DSN(t)
 	storetest.RunAuditTamper(t, openShared)
 }
 

@@ -2,12 +2,9 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"io"
 	"log/slog"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,67 +13,21 @@ import (
 
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/postgres"
+	"github.com/customs-dev/customs/internal/store/postgres/pgtest"
 	"github.com/customs-dev/customs/internal/store/storetest"
 )
 
-// dsnVar names the environment variable holding the test server's DSN.
-const dsnVar = "CUSTOMS_TEST_POSTGRES_DSN"
-
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// testDSN returns the test server's DSN, or skips t.
-func testDSN(t testing.TB) string {
-	dsn := os.Getenv(dsnVar)
-	if dsn == "" {
-		t.Skipf("PostgreSQL tests skipped: set %s to a database the tests may create schemas in, e.g. "+
-			"%s='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'", dsnVar, dsnVar)
-	}
-	return dsn
-}
-
-// freshSchema creates a uniquely named schema, dropped when t ends, and
-// returns dsn with its search_path set to it.
-func freshSchema(t testing.TB, dsn string) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	schema := "customs_test_" + rand.Text()[:12]
-	ctx := context.Background()
-	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatalf("creating schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	return withParam(t, dsn, "search_path", schema)
-}
-
-// withParam adds a run-time parameter to a URL-form DSN.
-func withParam(t testing.TB, dsn, key, value string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("%s must be a postgres:// URL", dsnVar)
-	}
-	q := u.Query()
-	q.Set(key, value)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // open opens a store in a fresh schema.
 func open(t testing.TB, now func() time.Time) store.Store {
 	t.Helper()
-	dsn := freshSchema(t, testDSN(t))
+	dsn := pgtest.Schema(t, "customs_test_")
 	db, err := postgres.Open(context.Background(), dsn, discard(), postgres.WithClock(now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Registered after freshSchema's cleanup, so it runs before the drop.
+	// Registered after pgtest.Schema's cleanup, so it runs before the drop.
 	t.Cleanup(func() {
 		if err := db.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -86,7 +37,7 @@ func open(t testing.TB, now func() time.Time) store.Store {
 }
 
 func TestConformance(t *testing.T) {
-	testDSN(t)
+	pgtest.DSN(t)
 	storetest.Run(t, open)
 }
 
@@ -96,7 +47,7 @@ func BenchmarkManifestLookup(b *testing.B) { storetest.BenchManifestLookup(b, op
 // TestConcurrentOpen starts several replicas on one schema at once: the
 // advisory lock lets one migrate while the others wait, and all succeed.
 func TestConcurrentOpen(t *testing.T) {
-	dsn := freshSchema(t, testDSN(t))
+	dsn := pgtest.Schema(t, "customs_test_")
 	ctx := context.Background()
 	const replicas = 4
 	errs := make(chan error, replicas)
@@ -130,7 +81,7 @@ func TestConcurrentOpen(t *testing.T) {
 }
 
 func TestRefusesNewerSchema(t *testing.T) {
-	dsn := freshSchema(t, testDSN(t))
+	dsn := pgtest.Schema(t, "customs_test_")
 	ctx := context.Background()
 	db, err := postgres.Open(ctx, dsn, discard())
 	if err != nil {
@@ -152,13 +103,13 @@ func TestRefusesNewerSchema(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	dsn := testDSN(t)
+	dsn := pgtest.DSN(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name, dsn string
 	}{
 		{"malformed", "postgres://%zz"},
-		{"missing schema", withParam(t, dsn, "search_path", "customs_no_such_schema")},
+		{"missing schema", pgtest.WithParam(t, dsn, "search_path", "customs_no_such_schema")},
 		{"no server", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,7 +125,7 @@ func TestOpenErrors(t *testing.T) {
 // byte-wise whatever the database's locale (the test server's may well be
 // C already, which would hide a missing COLLATE "C" from the suite).
 func TestByteOrderCollation(t *testing.T) {
-	dsn := freshSchema(t, testDSN(t))
+	dsn := pgtest.Schema(t, "customs_test_")
 	db, err := postgres.Open(context.Background(), dsn, discard())
 	if err != nil {
 		t.Fatal(err)
