@@ -43,6 +43,8 @@ type Config struct {
 	Scan     Scan     `yaml:"scan"`
 	// Admission configures the Kubernetes admission webhooks.
 	Admission Admission `yaml:"admission"`
+	// Policy holds the policy engine's defaults.
+	Policy Policy `yaml:"policy"`
 }
 
 // Database selects the metadata database.
@@ -146,6 +148,7 @@ func Default() Config {
 		Vulndb:    defaultVulndb(),
 		Scan:      defaultScan(),
 		Admission: defaultAdmission(),
+		Policy:    defaultPolicy(),
 	}
 }
 
@@ -228,5 +231,6 @@ func (c *Config) Validate() error {
 	c.validateVulndb(bad)
 	c.validateScan(bad)
 	c.validateAdmission(bad)
+	c.validatePolicy(bad)
 	return errors.Join(errs...)
 }
