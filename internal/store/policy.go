@@ -73,3 +73,21 @@ type AllowlistEntry struct {
 	AddedBy string
 	AddedAt time.Time
 }
+
+// SystemAllowlistStore keeps the system allowlist. Every change takes the
+// next global policy revision (see PolicyStore), so decisions cached by
+// that revision are made again.
+type SystemAllowlistStore interface {
+	// SystemAllowlist returns the entries ordered by ID (case-insensitive),
+	// package and repository.
+	SystemAllowlist(ctx context.Context) ([]AllowlistEntry, error)
+	// PutSystemAllowlistEntry adds e, replacing the entry of the same
+	// advisory (case-insensitively), package and repository; it sets
+	// e.AddedAt and returns the new global policy revision. EINVALID if
+	// e.ID is empty.
+	PutSystemAllowlistEntry(ctx context.Context, e *AllowlistEntry) (int64, error)
+	// DeleteSystemAllowlistEntries removes every entry of advisory id
+	// (case-insensitively) and returns how many it removed and the new
+	// global policy revision. ENOTFOUND if there is none.
+	DeleteSystemAllowlistEntries(ctx context.Context, id string) (int, int64, error)
+}

@@ -381,6 +381,7 @@ type Store interface {
 	ScanSettingsStore
 	LayerCacheStore
 	PolicyStore
+	SystemAllowlistStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

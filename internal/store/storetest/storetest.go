@@ -48,6 +48,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"scan settings", scanSettingsTests},
 		{"layer cache", layerCacheTests},
 		{"policies", policyTests},
+		{"system allowlist", allowlistTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

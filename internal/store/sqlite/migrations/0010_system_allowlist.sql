@@ -1,0 +1,14 @@
+-- The system allowlist (Harbor's system-level CVE allowlist): advisories
+-- allowed in every image whose policies let it apply. Every change takes
+-- the next global policy revision (policy_state), the decision cache key.
+CREATE TABLE system_allowlist (
+	id_key     TEXT    NOT NULL, -- lower(id): entries are unique per advisory case-insensitively
+	id         TEXT    NOT NULL,
+	package    TEXT    NOT NULL DEFAULT '',
+	repository TEXT    NOT NULL DEFAULT '',
+	expires_at INTEGER,
+	reason     TEXT    NOT NULL DEFAULT '',
+	added_by   TEXT    NOT NULL DEFAULT '',
+	added_at   INTEGER NOT NULL,
+	PRIMARY KEY (id_key, package, repository)
+) STRICT;
