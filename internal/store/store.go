@@ -275,6 +275,10 @@ type RegistryStore interface {
 	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
 	// RepositoriesWithBlob lists up to limit repositories that link d.
 	RepositoriesWithBlob(ctx context.Context, d digest.Digest, limit int) ([]string, error)
+	// ManifestsWithBlob lists up to limit manifests of repo that reference
+	// blob d (as a layer, a config or another blob descriptor), ordered by
+	// digest; none when no manifest of repo does.
+	ManifestsWithBlob(ctx context.Context, repo string, d digest.Digest, limit int) ([]digest.Digest, error)
 
 	// PutManifest stores m in m.Repository (creating the repository if
 	// needed) and points each of tags at it, atomically. The manifest's own

@@ -49,6 +49,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"layer cache", layerCacheTests},
 		{"policies", policyTests},
 		{"system allowlist", allowlistTests},
+		{"manifests with a blob", blobRefTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
