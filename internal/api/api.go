@@ -83,6 +83,8 @@ type Options struct {
 	// Policies, if not nil, serves /api/v1/policies and the projects' CVE
 	// allowlists (see policyRoutes).
 	Policies store.PolicyStore
+	// Allowlists, if not nil, serves /api/v1/system/allowlist.
+	Allowlists store.SystemAllowlistStore
 }
 
 // maxBody caps JSON request bodies.
@@ -128,6 +130,9 @@ func New(opts Options) http.Handler {
 	}
 	if opts.Policies != nil {
 		h.policyRoutes(mux)
+	}
+	if opts.Allowlists != nil {
+		h.systemAllowlistRoutes(mux)
 	}
 	mux.Handle("/api/", h.wrap(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 		return apperr.Errorf(apperr.ENOTFOUND, "no API endpoint %s %s", r.Method, r.URL.Path)

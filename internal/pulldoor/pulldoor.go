@@ -12,18 +12,34 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/decide"
 	"github.com/customs-dev/customs/internal/policy"
 	"github.com/customs-dev/customs/internal/registry"
+	"github.com/customs-dev/customs/internal/store"
 )
 
-// Options configures a Door. Decider is required.
-type Options struct {
-	// Decider decides; the registry's is made with RegistryOptions.
-	Decider *decide.Decider
-	Logger  *slog.Logger
+// Manifests is what the door reads about a repository's manifests.
+type Manifests interface {
+	// ManifestsWithBlob: see store.RegistryStore.
+	ManifestsWithBlob(ctx context.Context, repo string, d digest.Digest, limit int) ([]digest.Digest, error)
 }
+
+// Options configures a Door. Decider and Manifests are required.
+type Options struct {
+	// Decider decides; the registry's selects project policies (Selects)
+	// and has the configured registry default.
+	Decider   *decide.Decider
+	Manifests Manifests
+	Logger    *slog.Logger
+}
+
+// maxBlobManifests bounds the manifests asked about per blob GET: a blob
+// referenced by more manifests of one repository is served when one of
+// the first maxBlobManifests (by digest) is allowed.
+const maxBlobManifests = 64
 
 // Door decides manifest pulls; it implements registry.PullGate. It is safe
 // for concurrent use.
@@ -36,8 +52,8 @@ var _ registry.PullGate = (*Door)(nil)
 // New returns a Door. It panics when Decider is nil (a programming error,
 // as in registry.New).
 func New(opts Options) *Door {
-	if opts.Decider == nil {
-		panic("pulldoor: Options.Decider is required")
+	if opts.Decider == nil || opts.Manifests == nil {
+		panic("pulldoor: Options.Decider and Options.Manifests are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -63,13 +79,90 @@ func (d *Door) AllowPull(ctx context.Context, pull registry.Pull) error {
 	return apperr.Errorf(apperr.EDENIED, "%s", dec.Message())
 }
 
-// Decide returns the decision about pull.
+// Decide returns the decision about pull. An image index is judged by
+// itself and by every child manifest it references (the platform images a
+// client may pull through it): the index is denied when any of them is,
+// with that child's message.
 func (d *Door) Decide(ctx context.Context, pull registry.Pull) (*policy.Decision, error) {
 	in, err := Input(pull)
 	if err != nil {
 		return nil, err
 	}
-	return d.opts.Decider.Decide(ctx, in)
+	dec, err := d.opts.Decider.Decide(ctx, in)
+	if err != nil || !dec.Allowed() || !isIndex(pull.Manifest.MediaType) {
+		return dec, err
+	}
+	for _, r := range pull.Manifest.References {
+		if r.Kind != store.RefManifest {
+			continue
+		}
+		child := *in
+		child.Image.Tag, child.Image.Digest = "", r.Digest.String()
+		child.Digest = r.Digest.String()
+		cd, err := d.opts.Decider.Decide(ctx, &child)
+		if err != nil {
+			return nil, err
+		}
+		if !cd.Allowed() {
+			return indexDecision(cd, r.Digest), nil
+		}
+	}
+	return dec, nil
+}
+
+// indexDecision is a child's denial as the index's: the same decision
+// with each violation's message naming the platform manifest.
+func indexDecision(cd *policy.Decision, child digest.Digest) *policy.Decision {
+	out := *cd
+	out.Violations = make([]policy.Violation, len(cd.Violations))
+	for i, v := range cd.Violations {
+		v.Message = fmt.Sprintf("Platform manifest %s of the index: %s", child, v.Message)
+		out.Violations[i] = v
+	}
+	return &out
+}
+
+// isIndex reports whether mediaType is an OCI image index or a Docker
+// manifest list.
+func isIndex(mediaType string) bool {
+	return mediaType == "application/vnd.oci.image.index.v1+json" ||
+		mediaType == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+// AllowBlob implements registry.PullGate: a blob is served unless every
+// manifest of the repository referencing it is denied (a base layer
+// shared with an allowed image stays servable; a blob no manifest
+// references — a push in progress — is served). The refusal carries the
+// first denied manifest's message. Decisions are the cached ones of
+// manifest pulls by digest.
+func (d *Door) AllowBlob(ctx context.Context, b registry.BlobPull) error {
+	eng, err := d.opts.Decider.Engine(ctx)
+	if err != nil || eng == nil {
+		return err // nothing to decide: no policies, the default allows
+	}
+	ms, err := d.opts.Manifests.ManifestsWithBlob(ctx, b.Repository, b.Digest, maxBlobManifests)
+	if err != nil || len(ms) == 0 {
+		return err
+	}
+	var denied *policy.Decision
+	for _, m := range ms {
+		in, err := Input(registry.Pull{Host: b.Host, Repository: b.Repository, Project: b.Project,
+			Reference: m.String(), Manifest: &store.Manifest{Repository: b.Repository, Digest: m}})
+		if err != nil {
+			return err
+		}
+		dec, err := d.opts.Decider.Decide(ctx, in)
+		if err != nil {
+			return err
+		}
+		if dec.Allowed() {
+			return nil
+		}
+		if denied == nil {
+			denied = dec
+		}
+	}
+	return apperr.Errorf(apperr.EDENIED, "Blob %s belongs only to images you may not pull. %s", b.Digest, denied.Message())
 }
 
 // Input builds the policy input of pull: the reference as the client named

@@ -64,7 +64,7 @@ func TestPullDoor(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	door := pulldoor.New(pulldoor.Options{Decider: decide.New(decide.Options{Store: db, Select: pulldoor.Selects,
+	door := pulldoor.New(pulldoor.Options{Manifests: db, Decider: decide.New(decide.Options{Store: db, Select: pulldoor.Selects,
 		Config: policy.Config{Default: policy.Allowed, Now: clk.Now}})})
 
 	dg := digest.FromString("kuard manifest")
@@ -138,7 +138,7 @@ func BenchmarkAllowPull(b *testing.B) {
 			}
 			dg := digest.FromString("m")
 			putReport(b, db, dg, time.Now())
-			door := pulldoor.New(pulldoor.Options{Decider: decide.New(decide.Options{Store: db, Select: pulldoor.Selects,
+			door := pulldoor.New(pulldoor.Options{Manifests: db, Decider: decide.New(decide.Options{Store: db, Select: pulldoor.Selects,
 				Config: policy.Config{Default: policy.Allowed}})})
 			pull := registry.Pull{Host: "r.example", Repository: "kuard/k", Project: "kuard", Reference: "v1",
 				Manifest: &store.Manifest{Repository: "kuard/k", Digest: dg}}

@@ -3,6 +3,9 @@ package registry
 import (
 	"net/http"
 
+	"github.com/opencontainers/go-digest"
+
+	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/auth"
 )
 
@@ -20,6 +23,9 @@ func (h *handler) serveBlob(q *request) error {
 	}
 	if _, err := h.meta.LinkedBlob(q.ctx, q.rt.Name, d); err != nil {
 		return notFoundAs(err, codeBlobUnknown, "blob %s is not in repository %s", d, q.rt.Name)
+	}
+	if err := h.gateBlob(q, d); err != nil {
+		return err
 	}
 	rd, err := h.blobs.Open(q.ctx, d)
 	if err != nil {
@@ -55,4 +61,19 @@ func (h *handler) deleteBlob(q *request) error {
 	q.w.Header().Set("Content-Length", "0")
 	q.w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// gateBlob asks the PullGate about a GET of blob d by a client without push
+// rights on the repository; a refusal is reported to Events.
+func (h *handler) gateBlob(q *request, d digest.Digest) error {
+	if h.pullGate == nil || q.r.Method != http.MethodGet ||
+		h.guard.Entitled(q.ctx, q.p, q.rt.Name, auth.ActionPush) {
+		return nil
+	}
+	err := h.pullGate.AllowBlob(q.ctx, BlobPull{Principal: q.p, Host: q.r.Host, Repository: q.rt.Name,
+		Project: q.rt.Project, Digest: d})
+	if err != nil && h.events != nil && apperr.Is(err, apperr.EDENIED) {
+		h.events.Refused(q.ctx, q.p, q.rt.Name, []string{auth.ActionPull}, err)
+	}
+	return err
 }

@@ -108,6 +108,23 @@ type PullGate interface {
 	// whose message explains the decision when it may not (answered 403
 	// DENIED); any other error fails the request.
 	AllowPull(ctx context.Context, pull Pull) error
+	// AllowBlob is asked about every blob GET by a client without push
+	// rights on the repository, with the repository and its project: nil
+	// when the blob may be served, an EDENIED error (answered 403 DENIED)
+	// when every manifest of the repository that references it is refused
+	// to such clients, any other error fails the request.
+	AllowBlob(ctx context.Context, blob BlobPull) error
+}
+
+// BlobPull is a blob GET the PullGate is asked about.
+type BlobPull struct {
+	Principal auth.Principal
+	// Host is the registry host the client named (the request's Host).
+	Host string
+	// Repository is the repository's full name; Project its project.
+	Repository, Project string
+	// Digest is the blob's digest.
+	Digest digest.Digest
 }
 
 // Pull is a manifest pull the PullGate is asked about.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,12 @@ type Server struct {
 	Vulndb *vulndb.Service
 	// Scanner scans pushed images and keeps their reports current.
 	Scanner *scan.Scanner
+	// RegistryDecider decides pulls at the registry door: project
+	// policies only, policy.registryDefault for images none matches.
+	// RuntimeDecider decides where images run (every stored policy,
+	// policy.default): the what-if view with an environment or namespace,
+	// and the Kubernetes doors.
+	RegistryDecider, RuntimeDecider *decide.Decider
 
 	uploadSecret []byte
 	oidc         http.Handler // nil without auth.oidc
@@ -68,6 +75,8 @@ type Server struct {
 	caFile       string // set when the certificate was generated
 	ready        bool
 	readyMu      sync.RWMutex
+	// admissionAddr is the admission listener's address once serving.
+	admissionAddr atomic.Value
 }
 
 // Options carries what the server does not read from its configuration.
@@ -148,8 +157,24 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics.MustRegister(newStorageCollector(s.Store))
+	s.initDeciders()
 	s.handler = s.routes()
 	return s, nil
+}
+
+// initDeciders makes the registry's and the runtime's deciders over the
+// stored policies, scans and system allowlist.
+func (s *Server) initDeciders() {
+	outcome := func(v string) policy.Outcome {
+		if v == "allow" {
+			return policy.Allowed
+		}
+		return policy.Denied
+	}
+	s.RegistryDecider = decide.New(decide.Options{Store: s.Store, Allowlists: s.Store, Select: pulldoor.Selects,
+		Config: policy.Config{Default: outcome(s.cfg.Policy.RegistryDefault)}, Logger: s.logger.With("component", "decide", "door", "registry")})
+	s.RuntimeDecider = decide.New(decide.Options{Store: s.Store, Allowlists: s.Store,
+		Config: policy.Config{Default: outcome(s.cfg.Policy.Default)}, Logger: s.logger.With("component", "decide", "door", "runtime")})
 }
 
 func (s *Server) initAuth(ctx context.Context, adminPassword string) error {
@@ -247,10 +272,9 @@ func (s *Server) routes() http.Handler {
 		AllowSparse:      s.cfg.Registry.AllowSparse,
 		MaxManifestBytes: s.cfg.Registry.MaxManifestBytes,
 		Events:           fanOut{registryaudit.New(s.Audit), scanOnPush{s.Scanner}},
-		// Only stored policies refuse pulls: an image none matches is
-		// allowed at the registry.
-		PullGate: pulldoor.New(pulldoor.Options{Decider: decide.New(decide.Options{Store: s.Store, Select: pulldoor.Selects,
-			Config: policy.Config{Default: policy.Allowed}, Logger: s.logger.With("component", "pulldoor")}),
+		// Project policies refuse pulls; an image none matches gets
+		// policy.registryDefault (allow unless configured otherwise).
+		PullGate: pulldoor.New(pulldoor.Options{Decider: s.RegistryDecider, Manifests: s.Store,
 			Logger: s.logger.With("component", "pulldoor")}),
 	})
 	mux := http.NewServeMux()
@@ -261,7 +285,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("/api/v1/auth/oidc/", s.oidc)
 	}
 	mux.Handle("/api/", api.New(api.Options{Store: s.Store, Auth: s.Auth, Logger: s.logger, Version: s.version,
-		Recorder: s.Audit, AuditLog: s.Store, Vulndb: s.Vulndb, Scans: s.Scanner, ScanStore: s.Store, Policies: s.Store}))
+		Recorder: s.Audit, AuditLog: s.Store, Vulndb: s.Vulndb, Scans: s.Scanner, ScanStore: s.Store, Policies: s.Store, Allowlists: s.Store}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
@@ -299,6 +323,13 @@ func (s *Server) setReady(v bool) {
 	s.readyMu.Unlock()
 }
 
+// AdmissionAddr returns the address the admission webhook listens on once
+// Serve started it ("" before, or when admission.addr is empty).
+func (s *Server) AdmissionAddr() string {
+	a, _ := s.admissionAddr.Load().(string)
+	return a
+}
+
 // Handler returns the server's HTTP handler (for tests that serve it
 // themselves).
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -322,6 +353,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if s.caFile != "" {
 		fmt.Fprint(s.out, certs.TrustInstructions(s.caFile, ln.Addr().String()))
+	}
+	var adm *admissionListener
+	if s.cfg.Admission.Addr != "" {
+		var err error
+		if adm, err = s.startAdmission(ctx, ln.Addr()); err != nil {
+			return err
+		}
+		s.admissionAddr.Store(adm.addr.String())
 	}
 
 	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
@@ -359,6 +398,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Std())
 	defer cancel()
 	shutErr := srv.Shutdown(shutCtx)
+	if adm != nil {
+		shutErr = errors.Join(shutErr, adm.shutdown(shutCtx))
+	}
 	stopWorkers()
 	wg.Wait()
 	s.Vulndb.Close()
