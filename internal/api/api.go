@@ -277,6 +277,10 @@ type Project struct {
 	// SBOMReferrer says whether scanned images get their SBOM stored as an
 	// OCI referrer (shown like ScanOnPush).
 	SBOMReferrer *bool `json:"sbomReferrer,omitempty"`
+	// Security are the project's security settings as Harbor users know
+	// them, kept as the project's settings policy (shown by GET and PATCH
+	// of one project when the server keeps policies).
+	Security *ProjectSecurity `json:"security,omitempty"`
 }
 
 func toProject(p store.Project) Project {

@@ -414,6 +414,9 @@ func (h *handler) editProjectPolicy(r *http.Request, p auth.Principal, project s
 		if err := edit(pol); err != nil {
 			return nil, 0, err
 		}
+		// Scan on push is the project's scan setting (its one source);
+		// settings policies written before carried it as an annotation.
+		delete(pol.Metadata.Annotations, policy.AnnotationScanOnPush)
 		doc, err := policy.Marshal(pol)
 		if err != nil {
 			return nil, 0, apperr.Wrap(err, apperr.EINTERNAL, "encoding the project policy")

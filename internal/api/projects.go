@@ -95,6 +95,9 @@ func (h *handler) getProject(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err := h.withScanSettings(r, &out); err != nil {
 		return err
 	}
+	if err := h.withSecurity(r, &out); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -121,6 +124,17 @@ type UpdateProjectRequest struct {
 	// SBOMReferrer turns storing scanned images' SBOMs as OCI referrers
 	// on or off.
 	SBOMReferrer *bool `json:"sbomReferrer"`
+	// PreventVulnerable is "prevent vulnerable images from running":
+	// pulls (and admission) of images with findings at or above Severity
+	// are refused.
+	PreventVulnerable *bool `json:"preventVulnerable"`
+	// Severity is the threshold: none, low, medium, high or critical.
+	Severity *string `json:"severity"`
+	// ContentTrust is "enable content trust": only signed images.
+	ContentTrust *bool `json:"contentTrust"`
+	// UseSystemAllowlist lets the system allowlist apply to the
+	// project's images too.
+	UseSystemAllowlist *bool `json:"useSystemAllowlist"`
 }
 
 func (h *handler) updateProject(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -160,6 +174,12 @@ func (h *handler) updateProject(w http.ResponseWriter, r *http.Request, p auth.P
 			return err
 		}
 	}
+	var security *ProjectSecurity
+	if req.PreventVulnerable != nil || req.Severity != nil || req.ContentTrust != nil || req.UseSystemAllowlist != nil {
+		if security, err = h.updateSecurity(r, p, pr.Name, req, details); err != nil {
+			return err
+		}
+	}
 	if err := h.opts.Store.UpdateProject(r.Context(), pr.Project); err != nil {
 		return err
 	}
@@ -168,6 +188,11 @@ func (h *handler) updateProject(w http.ResponseWriter, r *http.Request, p auth.P
 	h.audit(r, p, audit.Event{Action: auditProjectUpdate, Resource: "project:" + pr.Name, Project: pr.Name, Details: details})
 	out := toProject(*pr.Project)
 	if err := h.withScanSettings(r, &out); err != nil {
+		return err
+	}
+	if security != nil {
+		out.Security = security
+	} else if err := h.withSecurity(r, &out); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, out)
