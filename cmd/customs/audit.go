@@ -28,7 +28,7 @@ func newAuditCmd() *cobra.Command {
 event carrying the hash of the one before it, so that editing or deleting a
 stored event is detected by "customs audit verify".`,
 	}
-	cmd.AddCommand(newAuditQueryCmd(), newAuditExportCmd(), newAuditVerifyCmd(), newAuditPurgeCmd())
+	cmd.AddCommand(newAuditQueryCmd(), newAuditExportCmd(), newAuditVerifyCmd(), newAuditPurgeCmd(), newAuditWorkloadsCmd())
 	return cmd
 }
 
