@@ -219,34 +219,56 @@ func newPolicyCmd() *cobra.Command {
 }
 
 func newAllowlistCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "allowlist", Short: "Add, list and remove entries of a project's CVE allowlist"}
+	cmd := &cobra.Command{Use: "allowlist", Short: "Add, list and remove entries of a project's or the system's CVE allowlist"}
 	cf := bindClientFlags(cmd.PersistentFlags())
 	var project string
-	cmd.PersistentFlags().StringVar(&project, "project", "", "the project whose allowlist to change (required)")
-	_ = cmd.MarkPersistentFlagRequired("project")
+	var system bool
+	cmd.PersistentFlags().StringVar(&project, "project", "", "the project whose allowlist to change (this or --system)")
+	cmd.PersistentFlags().BoolVar(&system, "system", false, "change the system allowlist, which applies to every project that uses it (administrators)")
+	// which checks that exactly one list is named.
+	which := func() error {
+		if (project == "") == !system {
+			return fmt.Errorf("name one allowlist: --project P or --system")
+		}
+		return nil
+	}
 
 	var e api.AllowlistEntry
 	add := &cobra.Command{
-		Use:   "add ADVISORY-ID --project P [--expires 30d] [--reason TEXT]",
-		Short: "Allow an advisory (CVE, GHSA, ...) in a project's images, until it expires",
+		Use:   "add ADVISORY-ID (--project P | --system) [--expires 30d] [--reason TEXT]",
+		Short: "Allow an advisory (CVE, GHSA, ...) in a project's images or everywhere, until it expires",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := which(); err != nil {
+				return err
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
 			}
 			e.ID = args[0]
-			al, err := c.AddAllowlistEntry(cmd.Context(), project, e)
-			if err != nil {
-				return err
+			var entries []api.AllowlistEntry
+			var where string
+			if system {
+				al, err := c.AddSystemAllowlistEntry(cmd.Context(), e)
+				if err != nil {
+					return err
+				}
+				entries, where = al.Entries, fmt.Sprintf("the system allowlist (policy revision %d)", al.Revision)
+			} else {
+				al, err := c.AddAllowlistEntry(cmd.Context(), project, e)
+				if err != nil {
+					return err
+				}
+				entries, where = al.Entries, fmt.Sprintf("project %s (policy %s revision %d)", project, al.Policy, al.Revision)
 			}
 			exp := "never expires"
-			for _, x := range al.Entries {
+			for _, x := range entries {
 				if x.ID == e.ID && x.Expires != "" {
 					exp = "expires " + x.Expires
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s allowed in project %s (%s; policy %s revision %d)\n", e.ID, project, exp, al.Policy, al.Revision)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s allowed in %s; %s\n", e.ID, where, exp)
 			return nil
 		},
 	}
@@ -256,21 +278,34 @@ func newAllowlistCmd() *cobra.Command {
 	add.Flags().StringVar(&e.Repository, "repository", "", "only images whose name matches this glob")
 
 	list := &cobra.Command{
-		Use:   "list --project P",
-		Short: "List a project's CVE allowlist",
+		Use:   "list (--project P | --system)",
+		Short: "List a project's or the system's CVE allowlist",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := which(); err != nil {
+				return err
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
 			}
-			al, err := c.Allowlist(cmd.Context(), project)
-			if err != nil {
-				return err
+			var entries []api.AllowlistEntry
+			if system {
+				al, err := c.SystemAllowlist(cmd.Context())
+				if err != nil {
+					return err
+				}
+				entries = al.Entries
+			} else {
+				al, err := c.Allowlist(cmd.Context(), project)
+				if err != nil {
+					return err
+				}
+				entries = al.Entries
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tPACKAGE\tREPOSITORY\tEXPIRES\tBY\tREASON")
-			for _, x := range al.Entries {
+			for _, x := range entries {
 				exp := x.Expires
 				if exp == "" {
 					exp = "never"
@@ -285,13 +320,23 @@ func newAllowlistCmd() *cobra.Command {
 	}
 
 	remove := &cobra.Command{
-		Use:   "remove ADVISORY-ID --project P",
-		Short: "Remove every entry of an advisory from a project's CVE allowlist",
+		Use:   "remove ADVISORY-ID (--project P | --system)",
+		Short: "Remove every entry of an advisory from a project's or the system's CVE allowlist",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := which(); err != nil {
+				return err
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
+			}
+			if system {
+				if _, err := c.RemoveSystemAllowlistEntry(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s removed from the system allowlist\n", args[0])
+				return nil
 			}
 			if _, err := c.RemoveAllowlistEntry(cmd.Context(), project, args[0]); err != nil {
 				return err

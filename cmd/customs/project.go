@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/customs-dev/customs/internal/api"
 	"github.com/customs-dev/customs/internal/apiclient"
 )
 
@@ -176,6 +177,67 @@ func newProjectCmd() *cobra.Command {
 		},
 	}
 	setSBOM.Flags().BoolVar(&sbomReferrer, "enabled", true, "store SBOM referrers (true) or not (false)")
-	cmd.AddCommand(create, list, del, set, setScan, setSBOM, newMemberCmd(cf))
+	cmd.AddCommand(create, list, del, set, setScan, setSBOM, newProjectSetCmd(cf), newMemberCmd(cf))
+	return cmd
+}
+
+// newProjectSetCmd is `customs project set NAME --FLAG…`: the project's
+// settings as Harbor users know them; only the flags given change.
+func newProjectSetCmd(cf *clientFlags) *cobra.Command {
+	var prevent, trust, scanOnPush, useSystem bool
+	var severity string
+	cmd := &cobra.Command{
+		Use:   "set NAME [--prevent-vulnerable[=false]] [--severity none|low|medium|high|critical] [--scan-on-push[=false]] [--content-trust[=false]] [--use-system-allowlist[=false]]",
+		Short: "Change a project's settings: prevent vulnerable images from running (with a severity), scan on push, content trust",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req api.UpdateProjectRequest
+			fl := cmd.Flags()
+			if fl.Changed("prevent-vulnerable") {
+				req.PreventVulnerable = &prevent
+			}
+			if fl.Changed("severity") {
+				req.Severity = &severity
+			}
+			if fl.Changed("scan-on-push") {
+				req.ScanOnPush = &scanOnPush
+			}
+			if fl.Changed("content-trust") {
+				req.ContentTrust = &trust
+			}
+			if fl.Changed("use-system-allowlist") {
+				req.UseSystemAllowlist = &useSystem
+			}
+			if req == (api.UpdateProjectRequest{}) {
+				return fmt.Errorf("nothing to set: give at least one of --prevent-vulnerable, --severity, --scan-on-push, --content-trust, --use-system-allowlist")
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.UpdateProject(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "project %s\n", p.Name)
+			if p.ScanOnPush != nil {
+				fmt.Fprintf(out, "  scan on push:                %v\n", *p.ScanOnPush)
+			}
+			if s := p.Security; s != nil && s.Custom == "" {
+				fmt.Fprintf(out, "  prevent vulnerable images:   %v (severity %s)\n", s.PreventVulnerable, s.Severity)
+				fmt.Fprintf(out, "  content trust:               %v\n", s.ContentTrust)
+				fmt.Fprintf(out, "  system allowlist applies:    %v\n", s.UseSystemAllowlist)
+				fmt.Fprintf(out, "  settings policy:             %s (revision %d)\n", s.Policy, s.Revision)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&prevent, "prevent-vulnerable", true, "refuse pulls of images with findings at or above --severity")
+	f.StringVar(&severity, "severity", "", "the threshold of --prevent-vulnerable: none, low, medium, high, critical")
+	f.BoolVar(&scanOnPush, "scan-on-push", true, "scan every manifest pushed to the project")
+	f.BoolVar(&trust, "content-trust", true, "allow only signed images")
+	f.BoolVar(&useSystem, "use-system-allowlist", true, "let the system allowlist apply to the project's images")
 	return cmd
 }
