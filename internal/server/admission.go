@@ -14,9 +14,7 @@ import (
 
 	"github.com/customs-dev/customs/internal/admission"
 	"github.com/customs-dev/customs/internal/certs"
-	"github.com/customs-dev/customs/internal/decide"
 	"github.com/customs-dev/customs/internal/kube"
-	"github.com/customs-dev/customs/internal/policy"
 )
 
 // admissionListener is the running admission webhook listener.
@@ -49,19 +47,13 @@ func (s *Server) registryHosts(registry net.Addr) []string {
 	return hosts
 }
 
-// newWebhook builds the admission webhook from the configuration: a
-// Decider over every stored policy (an image none matches is denied), the
-// registry resolver behind a cache, environments (namespace labels when
-// cluster credentials exist) and exemptions.
+// newWebhook builds the admission webhook from the configuration: the
+// runtime decider (every stored policy; policy.default for an image none
+// matches), the registry resolver behind a cache, environments (namespace
+// labels when cluster credentials exist) and exemptions.
 func (s *Server) newWebhook(registry net.Addr) (*admission.Webhook, error) {
 	a := s.cfg.Admission
 	logger := s.logger.With("component", "admission")
-	opts := decide.Options{Store: s.Store, Config: policy.Config{Default: policy.Denied},
-		Cache:  policy.NewCache(policy.CacheConfig{AllowTTL: a.Cache.AllowTTL.Std(), DenyTTL: a.Cache.DenyTTL.Std()}),
-		Logger: logger}
-	if al, ok := any(s.Store).(decide.AllowlistStore); ok {
-		opts.Allowlists = al
-	}
 	hosts := s.registryHosts(registry)
 	resolver := admission.NewCachingResolver(&admission.RegistryResolver{Store: s.Store, Hosts: hosts,
 		Remote: a.ResolveExternal, RemoteTimeout: a.ResolveTimeout.Std()}, a.Cache.AllowTTL.Std(), a.Cache.DenyTTL.Std(), nil)
@@ -85,7 +77,7 @@ func (s *Server) newWebhook(registry net.Addr) (*admission.Webhook, error) {
 	}
 	logger.Info("admission: configured", "registryHosts", hosts, "environments", a.Environments.String(),
 		"exempt", a.ExemptNamespaces, "resolveExternal", a.ResolveExternal)
-	return admission.New(admission.Options{Decider: decide.New(opts), Resolver: resolver, Environments: envs, Exempt: ex, Logger: logger})
+	return admission.New(admission.Options{Decider: s.RuntimeDecider, Resolver: resolver, Environments: envs, Exempt: ex, Logger: logger})
 }
 
 // startAdmission starts the admission webhook's TLS listener on

@@ -173,8 +173,11 @@ func (s *Server) initDeciders() {
 	}
 	s.RegistryDecider = decide.New(decide.Options{Store: s.Store, Allowlists: s.Store, Select: pulldoor.Selects,
 		Config: policy.Config{Default: outcome(s.cfg.Policy.RegistryDefault)}, Logger: s.logger.With("component", "decide", "door", "registry")})
+	// The Kubernetes doors ask the runtime decider on every admission
+	// request: its cache keeps decisions as long as admission.cache says.
 	s.RuntimeDecider = decide.New(decide.Options{Store: s.Store, Allowlists: s.Store,
-		Config: policy.Config{Default: outcome(s.cfg.Policy.Default)}, Logger: s.logger.With("component", "decide", "door", "runtime")})
+		Config: policy.Config{Default: outcome(s.cfg.Policy.Default)}, Logger: s.logger.With("component", "decide", "door", "runtime"),
+		Cache: policy.NewCache(policy.CacheConfig{AllowTTL: s.cfg.Admission.Cache.AllowTTL.Std(), DenyTTL: s.cfg.Admission.Cache.DenyTTL.Std()})})
 }
 
 func (s *Server) initAuth(ctx context.Context, adminPassword string) error {
