@@ -55,8 +55,9 @@ its scan (with --wait; progress on standard error), and decide with the policy
 engine, on your machine, on the server's scan:
 
   --threshold S  denies findings of severity S or higher (unknown severity
-                 counts as critical); "none" checks nothing and exits 0 at
-                 once, as seed 004's Task does.
+                 counts as critical) that the project's CVE allowlist does
+                 not allow (customs allowlist add ID --project P); "none"
+                 checks nothing and exits 0 at once, as seed 004's Task does.
   --policy FILE  policy documents (as customs policy apply takes them),
                  evaluated for --environment / --namespace; an image that no
                  policy of the files matches is denied.
@@ -100,8 +101,9 @@ arrive within --wait, server unreachable, credentials refused).`,
 
 // gateEngine is one engine the gate evaluates, and what it came from.
 type gateEngine struct {
-	source string // "--threshold high", "--policy FILE..."
-	eng    *policy.Engine
+	source    string // "--threshold high", "--policy FILE..."
+	eng       *policy.Engine
+	threshold *policy.Policy // the --threshold policy, compiled by thresholdEngine
 }
 
 // gateDecision is one engine's decision.
@@ -179,6 +181,14 @@ func runGate(ctx context.Context, o *gateOptions, cf *clientFlags, image string,
 	if err != nil {
 		return fail(err)
 	}
+	if len(engines) > 0 && engines[0].threshold != nil {
+		// The threshold applies with the project's CVE allowlist, as the
+		// project setting does at the registry door, so that the
+		// allowlist command a denial suggests is the one that helps.
+		if engines[0].eng, err = thresholdEngine(ctx, c, engines[0].threshold, in.Project); err != nil {
+			return fail(err)
+		}
+	}
 	res := &gateResult{Image: in.Image.String(), Repository: img.Repository, Digest: img.Digest, Threshold: o.threshold,
 		Policies: o.policies, Environment: o.environment, Namespace: o.namespace, Outcome: policy.Allowed,
 		Counts: report.CountFindings(rep.Findings), Report: rep}
@@ -207,10 +217,11 @@ func runGate(ctx context.Context, o *gateOptions, cf *clientFlags, image string,
 	return gatePass, nil
 }
 
-// gateEngines compiles the threshold policy and the policy files, each
-// into an engine of its own (so that the files' scopes do not replace the
+// gateEngines checks the threshold and compiles the policy files into an
+// engine of their own (so that the files' scopes do not replace the
 // threshold's cluster-wide policy): none for --threshold none without
-// files.
+// files. The threshold's engine (first) is compiled by thresholdEngine
+// once the image's project is known.
 func gateEngines(o *gateOptions) ([]gateEngine, error) {
 	var out []gateEngine
 	if o.threshold != "" {
@@ -219,11 +230,7 @@ func gateEngines(o *gateOptions) ([]gateEngine, error) {
 			return nil, apperr.Errorf(apperr.EINVALID, "--threshold: %v", err)
 		}
 		if p.Spec.Vulnerabilities != nil {
-			eng, err := policy.Compile([]*policy.Policy{p}, policy.Config{Default: policy.Allowed})
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, gateEngine{source: "--threshold " + o.threshold, eng: eng})
+			out = append(out, gateEngine{source: "--threshold " + o.threshold, threshold: p})
 		}
 	}
 	if len(o.policies) > 0 {
@@ -246,6 +253,40 @@ func gateEngines(o *gateOptions) ([]gateEngine, error) {
 		out = append(out, gateEngine{source: "--policy " + strings.Join(o.policies, " --policy "), eng: eng})
 	}
 	return out, nil
+}
+
+// thresholdEngine compiles the threshold policy th as project's settings
+// policy, with the project's CVE allowlist as the server holds it (so
+// "customs allowlist add ID --project P" lets a finding through the gate as
+// through the registry door). Without the right to read that allowlist
+// the threshold applies without it, with a note on standard error.
+func thresholdEngine(ctx context.Context, c *apiclient.Client, th *policy.Policy, project string) (*policy.Engine, error) {
+	p := *th
+	vr := *th.Spec.Vulnerabilities
+	p.Spec.Vulnerabilities = &vr
+	p.Metadata.Name = policy.ProjectPolicyName(project)
+	p.Metadata.Description = th.Metadata.Description + ", with project " + project + "'s CVE allowlist"
+	p.Spec.Scope.Projects = []string{project}
+	al, err := c.Allowlist(ctx, project)
+	switch {
+	case apperr.Is(err, apperr.ENOTFOUND) || apperr.Is(err, apperr.EDENIED):
+		fmt.Fprintf(os.Stderr, "gate: project %s's CVE allowlist is not readable with these credentials (%s); the threshold applies without it\n",
+			project, apperr.Message(err))
+	case err != nil:
+		return nil, fmt.Errorf("reading project %s's CVE allowlist: %w", project, err)
+	}
+	for _, e := range al.Entries {
+		pe := policy.AllowlistEntry{ID: e.ID, Package: e.Package, Repository: e.Repository, Reason: e.Reason, AddedBy: e.AddedBy}
+		if e.Expires != "" {
+			t, err := time.Parse(time.RFC3339, e.Expires)
+			if err != nil {
+				return nil, fmt.Errorf("project %s's allowlist entry %s: expires %q is not an RFC 3339 time", project, e.ID, e.Expires)
+			}
+			pe.Expires = &t
+		}
+		vr.Allowlist = append(vr.Allowlist, pe)
+	}
+	return policy.Compile([]*policy.Policy{&p}, policy.Config{Default: policy.Allowed})
 }
 
 // gateImageRef splits IMAGE into the registry host written in it ("" when
@@ -290,10 +331,13 @@ func waitForImage(ctx context.Context, c *apiclient.Client, ref string, wait tim
 	case wait <= 0:
 		return nil, fmt.Errorf("scan pending: %s (wait for it with --wait, e.g. --wait 10m)", imageProgress(img))
 	}
-	fmt.Fprintln(os.Stderr, imageProgress(img))
 	ref = img.Repository + "@" + img.Digest // the digest, should the tag move meanwhile
 	err = pollUntil(ctx, wait, func(ctx context.Context) (bool, string, error) {
 		got, err := c.Image(ctx, ref)
+		if apperr.Is(err, apperr.EUNAVAILABLE) && ctx.Err() == nil {
+			// A server restarting (a rolling upgrade) is waited for too.
+			return false, "customs unavailable, retrying: " + apperr.Message(err), nil
+		}
 		if err != nil {
 			return false, "", err
 		}

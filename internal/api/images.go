@@ -14,6 +14,7 @@ import (
 	"github.com/customs-dev/customs/internal/auth"
 	"github.com/customs-dev/customs/internal/policy"
 	"github.com/customs-dev/customs/internal/rbac"
+	"github.com/customs-dev/customs/internal/scan"
 	"github.com/customs-dev/customs/internal/scan/report"
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/vulndb/severity"
@@ -46,7 +47,9 @@ type ImageVulnerabilities struct {
 	// may pull from.
 	Digest     string `json:"Digest"`
 	Repository string `json:"Repository,omitempty"`
-	// Status is queued, running, done, failed or unsupported; Stage what a
+	// Status is queued, running, done, failed or unsupported (or, with
+	// ?anyStatus=true, unscanned: neither a report nor a queued scan, which
+	// is 404 otherwise); Stage what a
 	// running scan is doing; Reason why a scan failed, is unsupported, or
 	// is queued again after a failure.
 	Status string `json:"Status"`
@@ -313,6 +316,12 @@ func (h *handler) imageVulnerabilities(w http.ResponseWriter, r *http.Request, p
 		}
 	}
 	rep, err := h.opts.Scans.Report(r.Context(), d.String())
+	if apperr.Is(err, apperr.ENOTFOUND) && anyStatus {
+		writeJSON(w, http.StatusOK, &ImageVulnerabilities{Digest: d.String(), Repository: repo, Status: scan.StatusUnscanned,
+			Reason:    "no scan of it is queued (customs image scan " + repo + "@" + d.String() + " queues one)",
+			UnknownAs: unknownAs.String(), Packages: []ImagePackage{}})
+		return nil
+	}
 	if apperr.Is(err, apperr.ENOTFOUND) {
 		return apperr.Errorf(apperr.ENOTFOUND, "%s in %s has not been scanned and no scan is queued (customs image scan %s@%s queues one)", d, repo, repo, d)
 	}
