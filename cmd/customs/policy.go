@@ -214,7 +214,7 @@ func newPolicyCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(apply, get, list, diff, del, newPolicyTestCmd())
+	cmd.AddCommand(apply, get, list, diff, del, newPolicyTestCmd(), newPolicyEvalCmd(cf))
 	return cmd
 }
 

@@ -85,6 +85,9 @@ type Options struct {
 	Policies store.PolicyStore
 	// Allowlists, if not nil, serves /api/v1/system/allowlist.
 	Allowlists store.SystemAllowlistStore
+	// Evaluators, if its Registry is not nil, serves POST
+	// /api/v1/policies/evaluate (the what-if view).
+	Evaluators Evaluators
 }
 
 // maxBody caps JSON request bodies.
@@ -133,6 +136,9 @@ func New(opts Options) http.Handler {
 	}
 	if opts.Allowlists != nil {
 		h.systemAllowlistRoutes(mux)
+	}
+	if opts.Evaluators.Registry != nil {
+		h.evaluateRoutes(mux)
 	}
 	mux.Handle("/api/", h.wrap(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 		return apperr.Errorf(apperr.ENOTFOUND, "no API endpoint %s %s", r.Method, r.URL.Path)

@@ -39,3 +39,11 @@ func (c *Client) RemoveSystemAllowlistEntry(ctx context.Context, id string) (api
 	err := c.do(ctx, http.MethodDelete, "/api/v1/system/allowlist/"+url.PathEscape(id), nil, &out)
 	return out, err
 }
+
+// Evaluate asks the server to decide an image as a door would (POST
+// /api/v1/policies/evaluate, the what-if view).
+func (c *Client) Evaluate(ctx context.Context, req api.EvaluateRequest) (api.EvaluateResult, error) {
+	var out api.EvaluateResult
+	err := c.do(ctx, http.MethodPost, "/api/v1/policies/evaluate", req, &out)
+	return out, err
+}

@@ -262,6 +262,17 @@ func (d *Decider) DecideWith(ctx context.Context, in *policy.Input, extra []*pol
 	return dec, nil
 }
 
+// Complete returns a copy of in completed as Decide completes it: the
+// stored scan summary of in.Digest when in.Scan is nil, the system
+// allowlist (for showing what a decision was made on).
+func (d *Decider) Complete(ctx context.Context, in *policy.Input) (*policy.Input, error) {
+	st, err := d.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.complete(ctx, in, st)
+}
+
 // complete returns a copy of in with the scan and system allowlist filled
 // in.
 func (d *Decider) complete(ctx context.Context, in *policy.Input, st state) (*policy.Input, error) {
