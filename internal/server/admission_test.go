@@ -1,0 +1,119 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/customs-dev/customs/internal/apiclient"
+	"github.com/customs-dev/customs/internal/config"
+)
+
+// TestAdmissionListener runs customs with admission on: the webhook serves
+// TLS with the CA generated into the data directory; an image pushed to
+// customs is admitted in production and pinned to its pushed digest by the
+// mutating webhook, an outside image is refused with "no matching image
+// policy", and kube-system is exempt.
+func TestAdmissionListener(t *testing.T) {
+	var dataDir string
+	addr, srv := startServer(t, func(c *config.Config) {
+		c.Admission.Addr = "127.0.0.1:0"
+		c.Admission.Environments = config.EnvironmentMap{"production": {"production", "prod-*"}}
+		dataDir = c.DataDir
+	})
+	ctx := context.Background()
+	admin := &apiclient.Client{BaseURL: "http://" + addr, Username: "admin", Password: adminPassword}
+	if _, err := admin.CreateProject(ctx, "kuard", false); err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(addr+"/kuard/kuard-amd64:blue", name.Insecure)
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: adminPassword})); err != nil {
+		t.Fatal(err)
+	}
+	pushed, _ := img.Digest()
+	if _, err := admin.ApplyPolicy(ctx, "production", fmt.Sprintf(`apiVersion: customs.dev/v1alpha1
+kind: Policy
+metadata: {name: production}
+spec:
+  scope: {environments: [production], repositories: ["%s/**"]}
+  tags: {deny: [latest]}
+`, addr)); err != nil {
+		t.Fatal(err)
+	}
+
+	caPEM, err := os.ReadFile(filepath.Join(dataDir, "admission-tls", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("ca.crt holds no certificate")
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	webhook := "https://" + srv.AdmissionAddr()
+	if !strings.HasPrefix(srv.AdmissionAddr(), "127.0.0.1:") {
+		t.Fatalf("admission address %q", srv.AdmissionAddr())
+	}
+	review := func(path, ns, image string) *admissionv1.AdmissionResponse {
+		t.Helper()
+		pod, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]string{"name": "kuard", "namespace": ns},
+			"spec": map[string]any{"containers": []map[string]string{{"name": "kuard", "image": image}}}})
+		body, _ := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": map[string]any{
+			"uid": "u-" + ns, "kind": map[string]string{"group": "", "version": "v1", "kind": "Pod"},
+			"resource": map[string]string{"group": "", "version": "v1", "resource": "pods"},
+			"namespace": ns, "name": "kuard", "operation": "CREATE", "object": json.RawMessage(pod)}})
+		resp, err := client.Post(webhook+path+"?timeout=5s", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out admissionv1.AdmissionReview
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Response == nil {
+			t.Fatalf("%s: status %d, %v", path, resp.StatusCode, err)
+		}
+		return out.Response
+	}
+	internal := addr + "/kuard/kuard-amd64:blue"
+	if r := review("/validate", "production", internal); !r.Allowed {
+		t.Errorf("customs' image refused in production: %+v", r.Result)
+	}
+	if r := review("/validate", "prod-eu", addr+"/kuard/kuard-amd64:latest"); r.Allowed || !strings.Contains(r.Result.Message, `rule tags`) {
+		t.Errorf("latest tag in prod-eu: %+v", r)
+	}
+	r := review("/validate", "production", "gcr.io/kuar-demo/kuard-amd64:blue")
+	if r.Allowed || !strings.Contains(r.Result.Message, "no matching image policy") || !strings.Contains(r.Result.Message, `container "kuard"`) {
+		t.Errorf("outside image in production: %+v", r.Result)
+	}
+	if r := review("/validate", "kube-system", "gcr.io/kuar-demo/kuard-amd64:blue"); !r.Allowed || r.AuditAnnotations["outcome"] != "exempt" {
+		t.Errorf("kube-system: %+v", r)
+	}
+	m := review("/mutate", "production", internal)
+	want := fmt.Sprintf(`[{"op":"replace","path":"/spec/containers/0/image","value":"%s@%s"}]`, internal, pushed)
+	if !m.Allowed || string(m.Patch) != want {
+		t.Errorf("mutate patch %s, want %s", m.Patch, want)
+	}
+	resp, err := client.Get(webhook + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
