@@ -79,7 +79,7 @@ spec:
 			"spec": map[string]any{"containers": []map[string]string{{"name": "kuard", "image": image}}}})
 		body, _ := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": map[string]any{
 			"uid": "u-" + ns, "kind": map[string]string{"group": "", "version": "v1", "kind": "Pod"},
-			"resource": map[string]string{"group": "", "version": "v1", "resource": "pods"},
+			"resource":  map[string]string{"group": "", "version": "v1", "resource": "pods"},
 			"namespace": ns, "name": "kuard", "operation": "CREATE", "object": json.RawMessage(pod)}})
 		resp, err := client.Post(webhook+path+"?timeout=5s", "application/json", bytes.NewReader(body))
 		if err != nil {
