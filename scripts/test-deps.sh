@@ -11,6 +11,9 @@
 #                    $CACHE/bin (stamp files record which version is there)
 #   Test images      a Debian bookworm OCI layout built with mmdebstrap from
 #                    Debian's archive, in $CACHE/images/debian-bookworm
+#   Kubernetes       etcd (Debian's etcd-server), kube-apiserver and kubectl
+#                    built from the k8s.io/kubernetes module, for test/kube
+#                    (scripts/kube-deps.sh; about 8 minutes once, then cached)
 #
 # CACHE is $CUSTOMS_TEST_CACHE, default $HOME/.cache/customs-test. It survives
 # between runs; delete it to rebuild everything.
@@ -202,3 +205,8 @@ debian_image() {
 }
 
 debian_image
+
+# --- Kubernetes ---------------------------------------------------------------
+
+# etcd, kube-apiserver and kubectl for the admission tests (test/kube).
+"$ROOT/scripts/kube-deps.sh"

@@ -4,7 +4,9 @@
 #
 # End-to-end tests run the real `customs serve` and real clients (skopeo,
 # crane, oras, regctl, the OCI conformance suite); CUSTOMS_E2E=1 makes a
-# missing tool a failure instead of a skip. Extra arguments go to `go test`
+# missing tool a failure instead of a skip. The Kubernetes tests (test/kube)
+# run a real etcd and kube-apiserver and kubectl (scripts/kube-deps.sh);
+# CUSTOMS_TEST_REQUIRE_KUBE=1 makes their absence a failure too. Extra arguments go to `go test`
 # (e.g. scripts/test.sh -run TestSkopeo ./test/e2e/), replacing ./... .
 set -euo pipefail
 
@@ -17,6 +19,7 @@ scripts/test-deps.sh
 export PATH="$CACHE/bin:$PATH"
 export CUSTOMS_TEST_POSTGRES_DSN="${CUSTOMS_TEST_POSTGRES_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 export CUSTOMS_E2E=1
+export CUSTOMS_TEST_REQUIRE_KUBE=1
 export CUSTOMS_TEST_IMAGES="$CACHE/images"
 # The registry package runs the conformance suite against its handler too.
 export CUSTOMS_CONFORMANCE_BIN="$CACHE/bin/conformance"
