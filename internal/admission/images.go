@@ -52,58 +52,66 @@ func (e ErrUnknownKind) Error() string {
 // A kind not in Kinds is an ErrUnknownKind; an object that does not decode
 // as its kind is an error naming the kind and the JSON problem.
 func ImagesOf(gvk metav1.GroupVersionKind, raw []byte) ([]ImageUse, error) {
+	uses, _, err := readObject(gvk, raw)
+	return uses, err
+}
+
+// readObject is ImagesOf, also returning the annotations of the pod (or
+// of the pod template: what the pods will carry).
+func readObject(gvk metav1.GroupVersionKind, raw []byte) ([]ImageUse, map[string]string, error) {
 	var spec *corev1.PodSpec
+	var meta *metav1.ObjectMeta
 	var prefix string
 	var err error
 	switch gvk.Group + "/" + gvk.Version + " " + gvk.Kind {
 	case "/v1 Pod":
 		var o corev1.Pod
 		err = decodeObject(raw, &o)
-		spec, prefix = &o.Spec, "spec"
+		spec, meta, prefix = &o.Spec, &o.ObjectMeta, "spec"
 	case "/v1 ReplicationController":
 		var o corev1.ReplicationController
 		err = decodeObject(raw, &o)
 		if o.Spec.Template != nil {
-			spec, prefix = &o.Spec.Template.Spec, "spec.template.spec"
+			spec, meta, prefix = &o.Spec.Template.Spec, &o.Spec.Template.ObjectMeta, "spec.template.spec"
 		}
 	case "/v1 PodTemplate":
 		var o corev1.PodTemplate
 		err = decodeObject(raw, &o)
-		spec, prefix = &o.Template.Spec, "template.spec"
+		spec, meta, prefix = &o.Template.Spec, &o.Template.ObjectMeta, "template.spec"
 	case "apps/v1 Deployment":
 		var o appsv1.Deployment
 		err = decodeObject(raw, &o)
-		spec, prefix = &o.Spec.Template.Spec, "spec.template.spec"
+		spec, meta, prefix = &o.Spec.Template.Spec, &o.Spec.Template.ObjectMeta, "spec.template.spec"
 	case "apps/v1 ReplicaSet":
 		var o appsv1.ReplicaSet
 		err = decodeObject(raw, &o)
-		spec, prefix = &o.Spec.Template.Spec, "spec.template.spec"
+		spec, meta, prefix = &o.Spec.Template.Spec, &o.Spec.Template.ObjectMeta, "spec.template.spec"
 	case "apps/v1 StatefulSet":
 		var o appsv1.StatefulSet
 		err = decodeObject(raw, &o)
-		spec, prefix = &o.Spec.Template.Spec, "spec.template.spec"
+		spec, meta, prefix = &o.Spec.Template.Spec, &o.Spec.Template.ObjectMeta, "spec.template.spec"
 	case "apps/v1 DaemonSet":
 		var o appsv1.DaemonSet
 		err = decodeObject(raw, &o)
-		spec, prefix = &o.Spec.Template.Spec, "spec.template.spec"
+		spec, meta, prefix = &o.Spec.Template.Spec, &o.Spec.Template.ObjectMeta, "spec.template.spec"
 	case "batch/v1 Job":
 		var o batchv1.Job
 		err = decodeObject(raw, &o)
-		spec, prefix = &o.Spec.Template.Spec, "spec.template.spec"
+		spec, meta, prefix = &o.Spec.Template.Spec, &o.Spec.Template.ObjectMeta, "spec.template.spec"
 	case "batch/v1 CronJob":
 		var o batchv1.CronJob
 		err = decodeObject(raw, &o)
-		spec, prefix = &o.Spec.JobTemplate.Spec.Template.Spec, "spec.jobTemplate.spec.template.spec"
+		spec, meta, prefix = &o.Spec.JobTemplate.Spec.Template.Spec, &o.Spec.JobTemplate.Spec.Template.ObjectMeta, "spec.jobTemplate.spec.template.spec"
 	default:
-		return nil, ErrUnknownKind{gvk}
+		return nil, nil, ErrUnknownKind{gvk}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("the %s does not decode: %v", gvk.Kind, err)
+		return nil, nil, fmt.Errorf("the %s does not decode: %v", gvk.Kind, err)
 	}
 	if spec == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return podSpecImages(spec, prefix), nil
+	return podSpecImages(spec, prefix), meta.Annotations, nil
 }
 
 // decodeObject reads a JSON object; an empty body is an error (the API

@@ -139,7 +139,7 @@ func (w *Webhook) prepare(ctx context.Context, req *admissionv1.AdmissionRequest
 		resp.AuditAnnotations = map[string]string{"outcome": "exempt", "exempt-by": by}
 		return p, true
 	}
-	uses, err := ImagesOf(req.Kind, req.Object.Raw)
+	uses, annotations, err := readObject(req.Kind, req.Object.Raw)
 	var unknown ErrUnknownKind
 	switch {
 	case asUnknown(err, &unknown):
@@ -167,7 +167,7 @@ func (w *Webhook) prepare(ctx context.Context, req *admissionv1.AdmissionRequest
 	if lerr != nil {
 		w.opts.Logger.Warn("admission: namespace labels not read; the environment mapping applies", "namespace", req.Namespace, "err", lerr)
 	}
-	return prepared{uses: kept, uc: useContext{namespace: req.Namespace, environment: env}}, false
+	return prepared{uses: kept, uc: useContext{namespace: req.Namespace, environment: env, annotations: imagePolicyAnnotations(annotations)}}, false
 }
 
 func asUnknown(err error, into *ErrUnknownKind) bool {
@@ -181,8 +181,10 @@ func asUnknown(err error, into *ErrUnknownKind) bool {
 // Validate answers a validating AdmissionReview: refused when any image is
 // denied (or could not be decided before the deadline), with one message
 // naming each refused image and why; warnings for images a policy in warn
-// mode flags; audit annotations recording the decisions. timeout is the
-// API server's (0: DefaultTimeout).
+// mode flags; audit annotations recording the decisions. The pod's (or
+// pod template's) `*.image-policy.k8s.io/*` annotations are given to
+// policies as the ImagePolicyWebhook gives them. timeout is the API
+// server's (0: DefaultTimeout).
 func (w *Webhook) Validate(ctx context.Context, timeout time.Duration, review *admissionv1.AdmissionReview) *admissionv1.AdmissionReview {
 	req := review.Request
 	out, resp := answer(req)
@@ -272,6 +274,22 @@ func (w *Webhook) Mutate(ctx context.Context, timeout time.Duration, review *adm
 // ImagePolicyWebhook passes on (`*.image-policy.k8s.io/*`).
 const ImageAnnotationSuffix = ".image-policy.k8s.io"
 
+// imagePolicyAnnotations returns the annotations whose key's domain ends
+// in ImageAnnotationSuffix (what the ImagePolicyWebhook passes on), nil
+// when there are none.
+func imagePolicyAnnotations(all map[string]string) map[string]string {
+	var ann map[string]string
+	for k, v := range all {
+		if dom, _, ok := strings.Cut(k, "/"); ok && strings.HasSuffix(dom, ImageAnnotationSuffix) {
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[k] = v
+		}
+	}
+	return ann
+}
+
 // ReviewImages answers an ImageReview: allowed when every image is, with
 // the refused images and why as the reason, and audit annotations. The
 // review's `*.image-policy.k8s.io/*` annotations are given to policies
@@ -286,15 +304,7 @@ func (w *Webhook) ReviewImages(ctx context.Context, timeout time.Duration, revie
 		out.Status.AuditAnnotations = map[string]string{"outcome": "exempt", "exempt-by": by}
 		return out
 	}
-	var ann map[string]string
-	for k, v := range review.Spec.Annotations {
-		if dom, _, ok := strings.Cut(k, "/"); ok && strings.HasSuffix(dom, ImageAnnotationSuffix) {
-			if ann == nil {
-				ann = map[string]string{}
-			}
-			ann[k] = v
-		}
-	}
+	ann := imagePolicyAnnotations(review.Spec.Annotations)
 	env, _, lerr := w.opts.Environments.Of(ctx, ns)
 	if lerr != nil {
 		w.opts.Logger.Warn("admission: namespace labels not read; the environment mapping applies", "namespace", ns, "err", lerr)
