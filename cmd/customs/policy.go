@@ -235,9 +235,9 @@ func newAllowlistCmd() *cobra.Command {
 
 	var e api.AllowlistEntry
 	add := &cobra.Command{
-		Use:   "add ADVISORY-ID (--project P | --system) [--expires 30d] [--reason TEXT]",
-		Short: "Allow an advisory (CVE, GHSA, ...) in a project's images or everywhere, until it expires",
-		Args:  cobra.ExactArgs(1),
+		Use:   "add ADVISORY-ID... (--project P | --system) [--expires 30d] [--reason TEXT]",
+		Short: "Allow advisories (CVE, GHSA, ...) in a project's images or everywhere, until they expire",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := which(); err != nil {
 				return err
@@ -246,29 +246,33 @@ func newAllowlistCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e.ID = args[0]
-			var entries []api.AllowlistEntry
-			var where string
-			if system {
-				al, err := c.AddSystemAllowlistEntry(cmd.Context(), e)
-				if err != nil {
-					return err
+			// One entry per advisory, as the pull door's message suggests
+			// (customs allowlist add ID1 ID2 --project P ...).
+			for _, id := range args {
+				e.ID = id
+				var entries []api.AllowlistEntry
+				var where string
+				if system {
+					al, err := c.AddSystemAllowlistEntry(cmd.Context(), e)
+					if err != nil {
+						return err
+					}
+					entries, where = al.Entries, fmt.Sprintf("the system allowlist (policy revision %d)", al.Revision)
+				} else {
+					al, err := c.AddAllowlistEntry(cmd.Context(), project, e)
+					if err != nil {
+						return err
+					}
+					entries, where = al.Entries, fmt.Sprintf("project %s (policy %s revision %d)", project, al.Policy, al.Revision)
 				}
-				entries, where = al.Entries, fmt.Sprintf("the system allowlist (policy revision %d)", al.Revision)
-			} else {
-				al, err := c.AddAllowlistEntry(cmd.Context(), project, e)
-				if err != nil {
-					return err
+				exp := "never expires"
+				for _, x := range entries {
+					if x.ID == e.ID && x.Expires != "" {
+						exp = "expires " + x.Expires
+					}
 				}
-				entries, where = al.Entries, fmt.Sprintf("project %s (policy %s revision %d)", project, al.Policy, al.Revision)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s allowed in %s; %s\n", e.ID, where, exp)
 			}
-			exp := "never expires"
-			for _, x := range entries {
-				if x.ID == e.ID && x.Expires != "" {
-					exp = "expires " + x.Expires
-				}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s allowed in %s; %s\n", e.ID, where, exp)
 			return nil
 		},
 	}

@@ -80,34 +80,34 @@ func (d *Door) AllowPull(ctx context.Context, pull registry.Pull) error {
 }
 
 // Decide returns the decision about pull. An image index is judged by
-// itself and by every child manifest it references (the platform images a
-// client may pull through it): the index is denied when any of them is,
-// with that child's message.
+// every child manifest it references (the platform images a client may
+// pull through it) and then by itself: the index is denied when any child
+// is, with that child's message naming the platform manifest, so the
+// refusal says which platform is blocked rather than repeating the
+// index's summary.
 func (d *Door) Decide(ctx context.Context, pull registry.Pull) (*policy.Decision, error) {
 	in, err := Input(pull)
 	if err != nil {
 		return nil, err
 	}
-	dec, err := d.opts.Decider.Decide(ctx, in)
-	if err != nil || !dec.Allowed() || !isIndex(pull.Manifest.MediaType) {
-		return dec, err
-	}
-	for _, r := range pull.Manifest.References {
-		if r.Kind != store.RefManifest {
-			continue
-		}
-		child := *in
-		child.Image.Tag, child.Image.Digest = "", r.Digest.String()
-		child.Digest = r.Digest.String()
-		cd, err := d.opts.Decider.Decide(ctx, &child)
-		if err != nil {
-			return nil, err
-		}
-		if !cd.Allowed() {
-			return indexDecision(cd, r.Digest), nil
+	if isIndex(pull.Manifest.MediaType) {
+		for _, r := range pull.Manifest.References {
+			if r.Kind != store.RefManifest {
+				continue
+			}
+			child := *in
+			child.Image.Tag, child.Image.Digest = "", r.Digest.String()
+			child.Digest = r.Digest.String()
+			cd, err := d.opts.Decider.Decide(ctx, &child)
+			if err != nil {
+				return nil, err
+			}
+			if !cd.Allowed() {
+				return indexDecision(cd, r.Digest), nil
+			}
 		}
 	}
-	return dec, nil
+	return d.opts.Decider.Decide(ctx, in)
 }
 
 // indexDecision is a child's denial as the index's: the same decision
