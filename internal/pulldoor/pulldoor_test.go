@@ -174,3 +174,117 @@ func putReport(t testing.TB, db *sqlite.DB, dg digest.Digest, now time.Time) {
 		t.Fatal(err)
 	}
 }
+
+// pushManifest stores a manifest of repo in db referencing the blobs
+// (linked first) and returns its digest.
+func pushManifest(t testing.TB, db *sqlite.DB, repo, name string, blobs ...digest.Digest) digest.Digest {
+	t.Helper()
+	ctx := context.Background()
+	var refs []store.Reference
+	for _, b := range blobs {
+		if err := db.PutLinkedBlob(ctx, repo, b, 1); err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, store.Reference{Digest: b, Kind: store.RefBlob, Required: true})
+	}
+	self := digest.FromString(name)
+	if err := db.PutBlob(ctx, self, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutManifest(ctx, &store.Manifest{Repository: repo, Digest: self, MediaType: "application/vnd.oci.image.manifest.v1+json",
+		Size: 1, References: refs}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return self
+}
+
+// TestAllowBlob: a blob is refused only when every manifest of the
+// repository referencing it is denied; a shared base layer stays
+// servable; a blob no manifest references is served; an index is denied
+// by its denied child.
+func TestAllowBlob(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.CreateProject(ctx, &store.Project{Name: "kuard"}); err != nil {
+		t.Fatal(err)
+	}
+	door := pulldoor.New(pulldoor.Options{Manifests: db, Decider: decide.New(decide.Options{Store: db, Select: pulldoor.Selects,
+		Config: policy.Config{Default: policy.Allowed}})})
+	base, vulnLayer, cleanLayer := digest.FromString("base"), digest.FromString("musl layer"), digest.FromString("fixed layer")
+	vuln := pushManifest(t, db, "kuard/k", "vulnerable", base, vulnLayer)
+	clean := pushManifest(t, db, "kuard/k", "clean", base, cleanLayer)
+	putReport(t, db, vuln, time.Now())
+	now := time.Now()
+	if err := db.PutScanReport(ctx, &store.ScanReport{Digest: clean.String(), Status: store.ScanDone, VulnRevision: 3, MatchedAt: now, ScannedAt: now,
+		Data: []byte(`{"digest":"` + clean.String() + `","status":"done","findings":[]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	putPolicy(t, db, kuardPolicy)
+	blob := func(d digest.Digest) error {
+		return door.AllowBlob(ctx, registry.BlobPull{Host: "r.example", Repository: "kuard/k", Project: "kuard", Digest: d})
+	}
+	if err := blob(vulnLayer); apperr.Code(err) != apperr.EDENIED || !strings.Contains(apperr.Message(err), "CVE-2019-14697") {
+		t.Fatalf("the vulnerable image's own layer: %v, want EDENIED naming the CVE", err)
+	}
+	for name, d := range map[string]digest.Digest{"shared base layer": base, "clean layer": cleanLayer, "unreferenced blob": digest.FromString("upload")} {
+		if err := blob(d); err != nil {
+			t.Errorf("%s: %v, want served", name, err)
+		}
+	}
+
+	// An index of both platforms is denied by the vulnerable child.
+	idx := &store.Manifest{Repository: "kuard/k", Digest: digest.FromString("index"), MediaType: "application/vnd.oci.image.index.v1+json",
+		References: []store.Reference{{Digest: clean, Kind: store.RefManifest}, {Digest: vuln, Kind: store.RefManifest}}}
+	err = door.AllowPull(ctx, registry.Pull{Host: "r.example", Repository: "kuard/k", Project: "kuard", Reference: "v1", Manifest: idx})
+	if apperr.Code(err) != apperr.EDENIED || !strings.Contains(apperr.Message(err), "Platform manifest "+vuln.String()+" of the index") {
+		t.Fatalf("index pull: %v, want EDENIED naming the platform manifest", err)
+	}
+}
+
+// BenchmarkAllowBlob compares a refused blob GET (its only manifest
+// denied) with a served one (a shared layer, the first manifest denied and
+// the second allowed): the cost the blob gate adds per blob GET, decisions
+// cached.
+func BenchmarkAllowBlob(b *testing.B) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "meta.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	if err := db.CreateProject(ctx, &store.Project{Name: "kuard"}); err != nil {
+		b.Fatal(err)
+	}
+	base, vulnLayer := digest.FromString("base"), digest.FromString("musl layer")
+	vuln := pushManifest(b, db, "kuard/k", "a-vulnerable", base, vulnLayer)
+	clean := pushManifest(b, db, "kuard/k", "b-clean", base)
+	putReport(b, db, vuln, time.Now())
+	now := time.Now()
+	if err := db.PutScanReport(ctx, &store.ScanReport{Digest: clean.String(), Status: store.ScanDone, VulnRevision: 3, MatchedAt: now, ScannedAt: now,
+		Data: []byte(`{"digest":"` + clean.String() + `","status":"done","findings":[]}`)}); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.PutPolicy(ctx, &store.PolicyDocument{Name: "project-kuard", Project: "kuard", Document: kuardPolicy}); err != nil {
+		b.Fatal(err)
+	}
+	door := pulldoor.New(pulldoor.Options{Manifests: db, Decider: decide.New(decide.Options{Store: db, Select: pulldoor.Selects,
+		Config: policy.Config{Default: policy.Allowed}})})
+	for _, bc := range []struct {
+		name   string
+		blob   digest.Digest
+		denied bool
+	}{{"refused", vulnLayer, true}, {"served-shared", base, false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				err := door.AllowBlob(ctx, registry.BlobPull{Host: "r.example", Repository: "kuard/k", Project: "kuard", Digest: bc.blob})
+				if (apperr.Code(err) == apperr.EDENIED) != bc.denied {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
