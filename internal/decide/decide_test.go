@@ -167,3 +167,49 @@ func putReport(t testing.TB, db *sqlite.DB, dg digest.Digest, now time.Time) {
 		t.Fatal(err)
 	}
 }
+
+// TestSystemAllowlist: the stored system allowlist reaches the input,
+// allows a finding where the project lets it apply, and a change to it
+// (a new global policy revision) is seen at once.
+func TestSystemAllowlist(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	dg := digest.FromString("m")
+	putReport(t, db, dg, time.Now())
+	if err := db.PutPolicy(ctx, &store.PolicyDocument{Name: "project-kuard", Project: "kuard", Document: kuardPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	d := decide.New(decide.Options{Store: db, Allowlists: db, Config: policy.Config{Default: policy.Allowed}})
+	in := input(t, "r.example/kuard/k:v1", dg)
+	if dec, err := d.Decide(ctx, in); err != nil || dec.Allowed() {
+		t.Fatalf("before the system allowlist: %+v %v, want denied", dec, err)
+	}
+	if _, err := db.PutSystemAllowlistEntry(ctx, &store.AllowlistEntry{ID: "CVE-2019-14697", AddedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	full, err := d.Complete(ctx, in)
+	if err != nil || len(full.SystemAllowlist.Entries) != 1 || full.SystemAllowlist.Revision == "" || full.Scan == nil {
+		t.Fatalf("Complete: %+v %v, want the scan and the one system entry with a revision", full, err)
+	}
+	if dec, err := d.Decide(ctx, in); err != nil || !dec.Allowed() {
+		t.Fatalf("with the system allowlist: %+v %v, want allowed", dec, err)
+	}
+	// A project policy that turns the system allowlist off denies again.
+	if err := db.PutPolicy(ctx, &store.PolicyDocument{Name: "project-kuard", Project: "kuard",
+		Document: kuardPolicy + "    useSystemAllowlist: false\n"}); err != nil {
+		t.Fatal(err)
+	}
+	if dec, err := d.Decide(ctx, in); err != nil || dec.Allowed() {
+		t.Fatalf("useSystemAllowlist false: %+v %v, want denied", dec, err)
+	}
+	if err := db.PutPolicy(ctx, &store.PolicyDocument{Name: "project-kuard", Project: "kuard", Document: kuardPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	// Removing the entry denies at once.
+	if _, _, err := db.DeleteSystemAllowlistEntries(ctx, "cve-2019-14697"); err != nil {
+		t.Fatal(err)
+	}
+	if dec, err := d.Decide(ctx, in); err != nil || dec.Allowed() {
+		t.Fatalf("after removing the entry: %+v %v, want denied", dec, err)
+	}
+}
