@@ -20,9 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -461,6 +465,37 @@ spec:
 	if out, errOut, code := ci.run(t, "gate", image, "--threshold", "low"); code != 1 || strings.Contains(out, "customs allowlist add CVE-2026-10001") ||
 		!strings.Contains(out, "customs allowlist add CVE-2026-10002 CVE-2026-10003 --project gate") {
 		t.Errorf("gate --threshold low after allowlisting CVE-2026-10001: exit %d, want 1 for the two Low findings only\n%s%s", code, out, errOut)
+	}
+
+	// An image the scanner cannot read is denied (fail closed), and the
+	// seed's Task keeps waiting rather than pass it.
+	odd, err := mutate.AppendLayers(empty.Image, static.NewLayer([]byte("not a tar"), "application/vnd.example.unknown.layer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oddDigest, err := odd.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oddRef, err := name.ParseReference(srv.Addr + "/gate/odd:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(oddRef, odd, remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: srv.Username, Password: srv.Password})),
+		remote.WithTransport(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}})); err != nil {
+		t.Fatal(err)
+	}
+	if r := waitReport(t, api, oddDigest.String(), nil); r.Status == report.StatusDone {
+		t.Fatalf("a layer that is not a tar scanned done: %+v", r)
+	}
+	if out, errOut, code := ci.run(t, "gate", srv.Addr+"/gate/odd:1", "--threshold", "critical"); code != 1 || !strings.Contains(out, "scan") ||
+		!strings.Contains(out, "gate FAIL") {
+		t.Errorf("gate of an image that cannot be scanned: exit %d, want 1 (fail closed)\n%s%s", code, out, errOut)
+	} else {
+		t.Logf("customs gate of an image that cannot be scanned:\n%s%s", out, errOut)
+	}
+	if out, code := runTekton(t, tektonScript(t, srv.Addr+"/gate/odd@"+oddDigest.String(), srv.CAFile), "critical", srv.Addr, token, 4*time.Second); code != -1 {
+		t.Errorf("the seed's Task passed an image that cannot be scanned (exit %d):\n%s", code, out)
 	}
 
 	// Errors exit 2.
