@@ -17,6 +17,8 @@ import (
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/audit"
 	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/decide"
+	"github.com/customs-dev/customs/internal/policy"
 	"github.com/customs-dev/customs/internal/rbac"
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/sqlite"
@@ -76,7 +78,11 @@ func newAPIEnv(t *testing.T, limiter auth.LoginLimiter) *apiEnv {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(api.New(api.Options{Store: db, Auth: svc, Recorder: rec, Logger: logger, AuditLog: db, Policies: db}))
+	srv := httptest.NewServer(api.New(api.Options{Store: db, Auth: svc, Recorder: rec, Logger: logger, AuditLog: db, Policies: db,
+		Allowlists: db, Evaluators: api.Evaluators{Tags: db,
+			Registry: decide.New(decide.Options{Store: db, Allowlists: db, Config: policy.Config{Default: policy.Allowed},
+				Select: func(p *policy.Policy) bool { return len(p.Spec.Scope.Projects) > 0 }}),
+			Runtime: decide.New(decide.Options{Store: db, Allowlists: db})}}))
 	t.Cleanup(srv.Close)
 	return &apiEnv{url: srv.URL, db: db, rec: rec, admin: &apiclient.Client{BaseURL: srv.URL, Username: "admin", Password: adminPW}}
 }
