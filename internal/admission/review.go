@@ -188,6 +188,7 @@ func asUnknown(err error, into *ErrUnknownKind) bool {
 func (w *Webhook) Validate(ctx context.Context, timeout time.Duration, review *admissionv1.AdmissionReview) *admissionv1.AdmissionReview {
 	req := review.Request
 	out, resp := answer(req)
+	defer w.observe("validate", resp, time.Now())
 	ctx, cancel, _ := w.deadline(ctx, timeout)
 	defer cancel()
 	p, done := w.prepare(ctx, req, resp, "validate")
@@ -224,6 +225,7 @@ func (w *Webhook) Validate(ctx context.Context, timeout time.Duration, review *a
 func (w *Webhook) Mutate(ctx context.Context, timeout time.Duration, review *admissionv1.AdmissionReview) *admissionv1.AdmissionReview {
 	req := review.Request
 	out, resp := answer(req)
+	defer w.observe("mutate", resp, time.Now())
 	ctx, cancel, _ := w.deadline(ctx, timeout)
 	defer cancel()
 	p, done := w.prepare(ctx, req, resp, "mutate")
@@ -270,6 +272,23 @@ func (w *Webhook) Mutate(ctx context.Context, timeout time.Duration, review *adm
 	return out
 }
 
+// observe counts an admission answer by its outcome: the "outcome" audit
+// annotation, "patched" for a mutation with a patch, "unchecked" for a
+// request not checked (DELETE, a subresource).
+func (w *Webhook) observe(door string, resp *admissionv1.AdmissionResponse, start time.Time) {
+	outcome := resp.AuditAnnotations["outcome"]
+	switch {
+	case resp.Patch != nil:
+		outcome = "patched"
+	case outcome == "":
+		outcome = "unchecked"
+		if door == "mutate" && resp.Allowed {
+			outcome = "unchanged"
+		}
+	}
+	w.metrics.observe(door, outcome, start)
+}
+
 // ImageAnnotationSuffix ends the domain of the annotations the
 // ImagePolicyWebhook passes on (`*.image-policy.k8s.io/*`).
 const ImageAnnotationSuffix = ".image-policy.k8s.io"
@@ -297,6 +316,10 @@ func imagePolicyAnnotations(all map[string]string) map[string]string {
 func (w *Webhook) ReviewImages(ctx context.Context, timeout time.Duration, review *imagepolicyv1alpha1.ImageReview) *imagepolicyv1alpha1.ImageReview {
 	out := &imagepolicyv1alpha1.ImageReview{TypeMeta: metav1.TypeMeta{APIVersion: ImageReviewAPIVersion, Kind: "ImageReview"}}
 	out.Status.Allowed = true
+	defer func(start time.Time) {
+		outcome := out.Status.AuditAnnotations["outcome"]
+		w.metrics.observe("imagereview", outcome, start)
+	}(time.Now())
 	ctx, cancel, _ := w.deadline(ctx, timeout)
 	defer cancel()
 	ns := review.Spec.Namespace

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/customs-dev/customs/internal/policy"
 )
 
@@ -38,13 +40,18 @@ type Options struct {
 	// (the API server's default webhook timeout, 10s, when zero).
 	DefaultTimeout time.Duration
 	Logger         *slog.Logger
+	// Registerer receives the webhook's metrics
+	// (customs_admission_reviews_total, ..._review_duration_seconds); nil
+	// means they are not exported.
+	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 // Webhook answers admission requests. It is safe for concurrent use.
 type Webhook struct {
-	opts Options
+	opts    Options
+	metrics *metrics
 }
 
 // New checks opts and returns a Webhook.
@@ -67,7 +74,7 @@ func New(opts Options) (*Webhook, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Webhook{opts: opts}, nil
+	return &Webhook{opts: opts, metrics: newMetrics(opts.Registerer)}, nil
 }
 
 // ImageDecision is the outcome for one image use.

@@ -77,7 +77,8 @@ func (s *Server) newWebhook(registry net.Addr) (*admission.Webhook, error) {
 	}
 	logger.Info("admission: configured", "registryHosts", hosts, "environments", a.Environments.String(),
 		"exempt", a.ExemptNamespaces, "resolveExternal", a.ResolveExternal)
-	return admission.New(admission.Options{Decider: s.RuntimeDecider, Resolver: resolver, Environments: envs, Exempt: ex, Logger: logger})
+	return admission.New(admission.Options{Decider: s.RuntimeDecider, Resolver: resolver, Environments: envs, Exempt: ex, Logger: logger,
+		Registerer: s.metrics})
 }
 
 // startAdmission starts the admission webhook's TLS listener on

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -116,4 +117,17 @@ spec:
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`customs_admission_reviews_total{door="validate",outcome="allowed"} 1`,
+		`customs_admission_reviews_total{door="validate",outcome="denied"} 2`, `customs_admission_reviews_total{door="validate",outcome="exempt"} 1`,
+		`customs_admission_reviews_total{door="mutate",outcome="patched"} 1`, `customs_admission_review_duration_seconds_count{door="validate"} 4`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
