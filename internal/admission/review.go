@@ -139,6 +139,13 @@ func (w *Webhook) prepare(ctx context.Context, req *admissionv1.AdmissionRequest
 		resp.AuditAnnotations = map[string]string{"outcome": "exempt", "exempt-by": by}
 		return p, true
 	}
+	if req.Operation == admissionv1.Update && beingDeleted(req.Object.Raw) {
+		// An object being deleted only loses finalizers and the like; its
+		// containers are stopping. Refusing would leave it stuck
+		// terminating after a policy tightened.
+		resp.AuditAnnotations = map[string]string{"outcome": "deleting"}
+		return p, true
+	}
 	uses, annotations, err := readObject(req.Kind, req.Object.Raw)
 	var unknown ErrUnknownKind
 	switch {
@@ -168,6 +175,16 @@ func (w *Webhook) prepare(ctx context.Context, req *admissionv1.AdmissionRequest
 		w.opts.Logger.Warn("admission: namespace labels not read; the environment mapping applies", "namespace", req.Namespace, "err", lerr)
 	}
 	return prepared{uses: kept, uc: useContext{namespace: req.Namespace, environment: env, annotations: imagePolicyAnnotations(annotations)}}, false
+}
+
+// beingDeleted reports whether raw is an object with a deletionTimestamp.
+func beingDeleted(raw []byte) bool {
+	var o struct {
+		Metadata struct {
+			DeletionTimestamp *metav1.Time `json:"deletionTimestamp"`
+		} `json:"metadata"`
+	}
+	return json.Unmarshal(raw, &o) == nil && o.Metadata.DeletionTimestamp != nil
 }
 
 func asUnknown(err error, into *ErrUnknownKind) bool {
