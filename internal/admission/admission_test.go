@@ -351,6 +351,7 @@ func TestHandlerErrors(t *testing.T) {
 		{"no uid", "POST", "/validate", "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"kind":{"version":"v1","kind":"Pod"},"operation":"CREATE"}}`, 400, "request.uid is empty"},
 		{"empty image review", "POST", "/imagereview", "application/json", `{"apiVersion":"imagepolicy.k8s.io/v1alpha1","kind":"ImageReview","spec":{}}`, 400, "spec.containers is empty"},
 		{"wrong content type", "POST", "/validate", "text/plain", "{}", 415, "not application/json"},
+		{"charset is fine", "POST", "/imagereview", "application/json; charset=utf-8", `{"apiVersion":"imagepolicy.k8s.io/v1alpha1","kind":"ImageReview","spec":{"containers":[{"image":"nginx"}]}}`, 200, `"allowed":false`},
 		{"bad timeout", "POST", "/validate?timeout=soon", "application/json", "{}", 400, `timeout "soon"`},
 		{"too big", "POST", "/validate", "application/json", strings.Repeat(" ", MaxBodyBytes+1), 413, "more than"},
 		{"GET validate", "GET", "/validate", "", "", 405, ""},

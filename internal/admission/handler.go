@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"time"
 
@@ -62,7 +63,7 @@ func (w *Webhook) serveAdmission(rw http.ResponseWriter, r *http.Request, answer
 // readReview reads a JSON body of at most MaxBodyBytes and the timeout
 // query parameter; on a problem it answers and returns ok false.
 func readReview(rw http.ResponseWriter, r *http.Request) (body []byte, timeout time.Duration, ok bool) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
 		http.Error(rw, fmt.Sprintf("Content-Type %q is not application/json", ct), http.StatusUnsupportedMediaType)
 		return nil, 0, false
 	}
@@ -85,6 +86,13 @@ func readReview(rw http.ResponseWriter, r *http.Request) (body []byte, timeout t
 		return nil, 0, false
 	}
 	return body, timeout, true
+}
+
+// isJSON reports whether a Content-Type is application/json (parameters
+// such as charset allowed).
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }
 
 func writeJSON(rw http.ResponseWriter, v any) {
