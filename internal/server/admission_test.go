@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +25,7 @@ import (
 
 	"github.com/customs-dev/customs/internal/apiclient"
 	"github.com/customs-dev/customs/internal/config"
+	"github.com/customs-dev/customs/internal/store"
 )
 
 // TestAdmissionListener runs customs with admission on: the webhook serves
@@ -129,5 +133,68 @@ spec:
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// BenchmarkAdmissionWebhook measures a warm validating review through the
+// webhook the server builds (runtime decider over SQLite, resolver cache),
+// without TLS and HTTP transport: seed 002's image enforcer policy, an
+// allowed and a denied outside image alternating.
+func BenchmarkAdmissionWebhook(b *testing.B) {
+	cfg := config.Default()
+	cfg.DataDir = b.TempDir()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.GC.Interval = 0
+	cfg.Scan.Workers = 0
+	cfg.Admission.Environments = config.EnvironmentMap{"production": {"production"}}
+	ctx := context.Background()
+	srv, err := New(ctx, cfg, Options{Logger: slog.New(slog.DiscardHandler), AdminPassword: adminPassword})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.Store.PutPolicy(ctx, &store.PolicyDocument{Name: "image-enforcer", Document: `apiVersion: customs.dev/v1alpha1
+kind: Policy
+metadata: {name: image-enforcer}
+spec:
+  scope: {environments: [production]}
+  registries: {allowed: [registry.corp.example]}
+  tags: {deny: [latest]}
+  names: {pattern: '[a-z0-9-]+/[a-z0-9-]+'}
+`}); err != nil {
+		b.Fatal(err)
+	}
+	wh, err := srv.newWebhook(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := wh.Handler()
+	var bodies [][]byte
+	for i, img := range []string{"registry.corp.example/openpolicyagent/opa:0.4.9", "docker.io/library/wordpress:latest"} {
+		pod, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]string{"name": "web", "namespace": "production"},
+			"spec": map[string]any{"containers": []map[string]string{{"name": "web", "image": img}}}})
+		body, _ := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": map[string]any{
+			"uid": fmt.Sprint("u", i), "kind": map[string]string{"group": "", "version": "v1", "kind": "Pod"},
+			"resource":  map[string]string{"group": "", "version": "v1", "resource": "pods"},
+			"namespace": "production", "name": "web", "operation": "CREATE", "object": json.RawMessage(pod)}})
+		bodies = append(bodies, body)
+	}
+	serve := func(i int) {
+		req := httptest.NewRequest(http.MethodPost, "/validate?timeout=5s", bytes.NewReader(bodies[i%2]))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 || strings.Contains(rec.Body.String(), `"allowed":true`) != (i%2 == 0) {
+			b.Fatalf("answer %d: %s", rec.Code, rec.Body)
+		}
+	}
+	serve(0)
+	serve(1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		serve(i)
+		i++
 	}
 }
