@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/customs-dev/customs/internal/api"
@@ -295,6 +296,9 @@ func thresholdEngine(ctx context.Context, c *apiclient.Client, th *policy.Policy
 // without tag or digest means :latest).
 func gateImageRef(image string) (host, ref string, err error) {
 	if strings.HasPrefix(image, "sha256:") || strings.HasPrefix(image, "sha512:") {
+		if _, err := digest.Parse(image); err != nil {
+			return "", "", apperr.Errorf(apperr.EINVALID, "%q is not a digest: %v", image, err)
+		}
 		return "", image, nil
 	}
 	if first, _, ok := strings.Cut(image, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/customs-dev/customs/internal/apperr"
@@ -201,10 +202,11 @@ func (h *handler) wrapRobotBearer(fn apiFunc) http.Handler {
 	})
 }
 
-// imageRef splits the request's {ref} into a repository (""
-// for a bare digest) and a digest or tag.
-func imageRefParam(r *http.Request) (repo, ref string, err error) {
-	s := r.PathValue("ref")
+// ParseImageRef splits the {ref} of GET /api/v1/images/{ref} into a
+// repository ("" for a bare digest) and a digest or tag: "sha256:…",
+// "PROJECT/REPOSITORY:TAG" or "PROJECT/REPOSITORY@DIGEST". Anything else
+// is an EINVALID error naming it.
+func ParseImageRef(s string) (repo, ref string, err error) {
 	if d, err := digest.Parse(s); err == nil {
 		return "", d.String(), nil
 	}
@@ -219,6 +221,9 @@ func imageRefParam(r *http.Request) (repo, ref string, err error) {
 	if repo == "" || ref == "" || !strings.Contains(repo, "/") {
 		return "", "", apperr.Errorf(apperr.EINVALID,
 			"%q is not a manifest digest (sha256:…) nor PROJECT/REPOSITORY:TAG or PROJECT/REPOSITORY@DIGEST", s)
+	}
+	if _, err := reference.ParseNamed("localhost/" + s); err != nil {
+		return "", "", apperr.Errorf(apperr.EINVALID, "%q is not an image reference: %v", s, err)
 	}
 	return repo, ref, nil
 }
@@ -290,7 +295,7 @@ func (h *handler) imageVulnerabilities(w http.ResponseWriter, r *http.Request, p
 		}
 		return st
 	}
-	repo, ref, err := imageRefParam(r)
+	repo, ref, err := ParseImageRef(r.PathValue("ref"))
 	if err != nil {
 		return err
 	}

@@ -299,3 +299,52 @@ func FuzzRobotBearer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseImageRef: no input panics; what is accepted is a bare digest,
+// or a repository with a project and a tag or digest that put back
+// together give the input.
+func FuzzParseImageRef(f *testing.F) {
+	for _, s := range []string{"sha256:" + strings.Repeat("a", 64), "p/team/app:latest", "p/app@sha256:" + strings.Repeat("0", 64),
+		"p/app", "app:1", "P/App:1", "p/app:", "p/app@sha256:zz", "a/b/c:d:e", "localhost:5000/p/app:1", "p/../x:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		repo, ref, err := api.ParseImageRef(s)
+		if err != nil {
+			if apperr.Code(err) != apperr.EINVALID {
+				t.Fatalf("ParseImageRef(%q): %v is not EINVALID", s, err)
+			}
+			return
+		}
+		if repo == "" {
+			if _, err := digest.Parse(ref); err != nil || ref != s {
+				t.Fatalf("ParseImageRef(%q) = digest %q", s, ref)
+			}
+			return
+		}
+		if !strings.Contains(repo, "/") || ref == "" || (repo+":"+ref != s && repo+"@"+ref != s) {
+			t.Fatalf("ParseImageRef(%q) = %q, %q", s, repo, ref)
+		}
+	})
+}
+
+func TestParseImageRef(t *testing.T) {
+	d := "sha256:" + strings.Repeat("a", 64)
+	for _, tc := range []struct{ in, repo, ref string }{
+		{d, "", d},
+		{"p/team/app:latest", "p/team/app", "latest"},
+		{"p/app@" + d, "p/app", d},
+		{"p/app", "", ""},
+		{"app:1", "", ""},
+		{"P/App:1", "", ""},
+		{"p/app:", "", ""},
+		{"p/app@sha256:zz", "", ""},
+		{"p/../x:1", "", ""},
+		{"p/app:bad tag", "", ""},
+	} {
+		repo, ref, err := api.ParseImageRef(tc.in)
+		if (tc.ref == "") != (err != nil) || repo != tc.repo || ref != tc.ref {
+			t.Errorf("ParseImageRef(%q) = %q, %q, %v; want %q, %q", tc.in, repo, ref, err, tc.repo, tc.ref)
+		}
+	}
+}
