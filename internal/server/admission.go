@@ -149,7 +149,9 @@ func (s *Server) startAdmission(ctx context.Context, registry net.Addr) (*admiss
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	go func() { al.errc <- al.srv.Serve(tls.NewListener(ln, tlsCfg)) }()
+	// ServeTLS (rather than Serve on a TLS listener) also offers HTTP/2,
+	// which the API server's webhook client prefers.
+	go func() { al.errc <- al.srv.ServeTLS(ln, "", "") }()
 	logger.Info("admission webhook is serving", "addr", ln.Addr().String(), "ca", al.caFile)
 	return al, nil
 }

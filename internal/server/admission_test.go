@@ -72,7 +72,7 @@ spec:
 	if !pool.AppendCertsFromPEM(caPEM) {
 		t.Fatal("ca.crt holds no certificate")
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	defer client.CloseIdleConnections()
 	webhook := "https://" + srv.AdmissionAddr()
 	if !strings.HasPrefix(srv.AdmissionAddr(), "127.0.0.1:") {
@@ -117,8 +117,8 @@ spec:
 		t.Errorf("mutate patch %s, want %s", m.Patch, want)
 	}
 	resp, err := client.Get(webhook + "/healthz")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("healthz: %v %v", resp, err)
+	if err != nil || resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Fatalf("healthz: %v %v, want 200 over HTTP/2", resp, err)
 	}
 	resp.Body.Close()
 	resp, err = http.Get("http://" + addr + "/metrics")
