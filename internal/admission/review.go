@@ -416,11 +416,25 @@ func auditAnnotations(outcome string, uc useContext, ds []ImageDecision) map[str
 	return m
 }
 
+// log records an answer: refusals at info with each refused image and
+// why, the rest at debug.
 func (w *Webhook) log(door, kind, object, outcome string, uc useContext, ds []ImageDecision) {
 	level := slog.LevelDebug
 	if outcome == "denied" {
 		level = slog.LevelInfo
 	}
-	w.opts.Logger.Log(context.Background(), level, "admission decision", "door", door, "kind", kind, "object", object,
-		"outcome", outcome, "environment", uc.environment, "images", len(ds))
+	if !w.opts.Logger.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := []any{"door", door, "kind", kind, "object", object, "outcome", outcome, "environment", uc.environment, "images", len(ds)}
+	if outcome == "denied" {
+		var refused []string
+		for i := range ds {
+			if ds[i].Denied() {
+				refused = append(refused, ds[i].Text())
+			}
+		}
+		attrs = append(attrs, "refused", refused)
+	}
+	w.opts.Logger.Log(context.Background(), level, "admission decision", attrs...)
 }
