@@ -180,7 +180,8 @@ func (db *DB) PolicyHistory(ctx context.Context, name string) ([]store.PolicyDoc
 // PolicyRevision returns the global policy revision (0 before any change).
 func (db *DB) PolicyRevision(ctx context.Context) (int64, error) {
 	var rev int64
-	if err := db.read.QueryRowContext(ctx, `SELECT revision FROM policy_state WHERE id = 1`).Scan(&rev); err != nil {
+	// Prepared once (stmts): every decision of every door reads it.
+	if err := db.stmts.policyRevision.QueryRowContext(ctx).Scan(&rev); err != nil {
 		return 0, db.wrap(err)
 	}
 	return rev, nil

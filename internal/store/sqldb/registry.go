@@ -13,9 +13,11 @@ import (
 )
 
 // stmts are the statements prepared once because the registry runs them on
-// every manifest and blob HEAD/GET.
+// every manifest and blob HEAD/GET (the policy revision and a blob's
+// manifests: on every GET the pull door decides).
 type stmts struct {
 	tag, manifest, blob, linkedBlob, repository *sql.Stmt
+	policyRevision, manifestsWithBlob           *sql.Stmt
 }
 
 func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -38,6 +40,11 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 			JOIN repositories r ON r.id = rb.repository_id
 			WHERE r.name = $1 AND b.digest = $2`},
 		{&s.repository, `SELECT id, project_id, created_at FROM repositories WHERE name = $1`},
+		{&s.policyRevision, `SELECT revision FROM policy_state WHERE id = 1`},
+		{&s.manifestsWithBlob, `SELECT DISTINCT mr.manifest_digest FROM manifest_references mr
+			JOIN repositories r ON r.id = mr.repository_id
+			WHERE r.name = $1 AND mr.digest = $2 AND mr.kind = 'blob'
+			ORDER BY mr.manifest_digest LIMIT $3`},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -49,7 +56,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.tag, s.manifest, s.blob, s.linkedBlob, s.repository} {
+	for _, st := range []*sql.Stmt{s.tag, s.manifest, s.blob, s.linkedBlob, s.repository, s.policyRevision, s.manifestsWithBlob} {
 		if st != nil {
 			_ = st.Close()
 		}
