@@ -236,7 +236,8 @@ func (w *Webhook) Validate(ctx context.Context, timeout time.Duration, review *a
 // Mutate answers a mutating AdmissionReview: allowed, with a JSON patch
 // rewriting each image written as a tag (or nothing) into
 // `name:tag@digest` when its digest resolved and no applied policy opts
-// out (spec.admission.mutate: false). It never refuses for a policy
+// out (spec.admission.mutate: false). On UPDATE only the references the
+// update changes or adds are rewritten. It never refuses for a policy
 // reason (that is Validate's job); what it cannot resolve in time it
 // leaves as written.
 func (w *Webhook) Mutate(ctx context.Context, timeout time.Duration, review *admissionv1.AdmissionReview) *admissionv1.AdmissionReview {
@@ -249,11 +250,28 @@ func (w *Webhook) Mutate(ctx context.Context, timeout time.Duration, review *adm
 	if done {
 		return out
 	}
+	// On UPDATE only references the update writes are pinned: rewriting
+	// an unchanged image would restart a running container (or roll out a
+	// workload) for a label change, and a Pod's ephemeralcontainers
+	// subresource may change nothing but its ephemeral containers.
+	var before map[string]string
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		if old, _, err := readObject(req.Kind, req.OldObject.Raw); err == nil {
+			before = make(map[string]string, len(old))
+			for _, u := range old {
+				before[u.Field] = u.Image
+			}
+		}
+	}
 	var todo []ImageUse
 	for _, u := range p.uses {
-		if !strings.Contains(u.Image, "@") {
-			todo = append(todo, u)
+		if strings.Contains(u.Image, "@") {
+			continue
 		}
+		if prev, ok := before[u.Field]; ok && prev == u.Image {
+			continue
+		}
+		todo = append(todo, u)
 	}
 	if len(todo) == 0 {
 		return out

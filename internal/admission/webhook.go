@@ -117,7 +117,7 @@ func (d *ImageDecision) Text() string {
 	return fmt.Sprintf("%s: %s", head, d.Decision.Message())
 }
 
-// context is where a set of images is used.
+// useContext is where a set of images is used.
 type useContext struct {
 	namespace, environment string
 	annotations            map[string]string
