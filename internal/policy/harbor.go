@@ -12,8 +12,10 @@ const (
 	// (value "project"), written by ProjectPolicy.
 	AnnotationSettings = "customs.dev/settings"
 	// AnnotationScanOnPush carries "automatically scan images on push"
-	// ("true" or "false"); it does not affect decisions, the registry's
-	// scanner reads it.
+	// ("true" or "false") for offline use of ProjectPolicy; it does not
+	// affect decisions and the server does not read it: there the
+	// project's scan setting is scan on push's one source, and the API
+	// drops this annotation when it stores a settings policy.
 	AnnotationScanOnPush = "customs.dev/scan-on-push"
 )
 
@@ -68,7 +70,7 @@ func DefaultProjectSettings(project string) ProjectSettings {
 //     the threshold and the allowlist are kept and decisions still record
 //     what would have been blocked;
 //   - content trust: a signatures rule requiring a verified signature;
-//   - scan on push: AnnotationScanOnPush.
+//   - scan on push: AnnotationScanOnPush (informational; see there).
 //
 // The error names the bad setting.
 func ProjectPolicy(s ProjectSettings) (*Policy, error) {
