@@ -23,8 +23,9 @@ import (
 
 // Manifests is what the door reads about a repository's manifests.
 type Manifests interface {
-	// ManifestsWithBlob: see store.RegistryStore.
+	// ManifestsWithBlob and Manifest: see store.RegistryStore.
 	ManifestsWithBlob(ctx context.Context, repo string, d digest.Digest, limit int) ([]digest.Digest, error)
+	Manifest(ctx context.Context, repo string, d digest.Digest) (*store.Manifest, error)
 }
 
 // Options configures a Door. Decider and Manifests are required.
@@ -90,15 +91,21 @@ func (d *Door) Decide(ctx context.Context, pull registry.Pull) (*policy.Decision
 	if err != nil {
 		return nil, err
 	}
-	if isIndex(pull.Manifest.MediaType) {
-		for _, r := range pull.Manifest.References {
+	return d.decide(ctx, in, pull.Manifest, d.opts.Decider.Decide)
+}
+
+// decide decides in (whose manifest is m) with fn, children first for an
+// index.
+func (d *Door) decide(ctx context.Context, in *policy.Input, m *store.Manifest, fn func(context.Context, *policy.Input) (*policy.Decision, error)) (*policy.Decision, error) {
+	if m != nil && isIndex(m.MediaType) {
+		for _, r := range m.References {
 			if r.Kind != store.RefManifest {
 				continue
 			}
 			child := *in
 			child.Image.Tag, child.Image.Digest = "", r.Digest.String()
-			child.Digest = r.Digest.String()
-			cd, err := d.opts.Decider.Decide(ctx, &child)
+			child.Digest, child.Scan = r.Digest.String(), nil
+			cd, err := fn(ctx, &child)
 			if err != nil {
 				return nil, err
 			}
@@ -107,7 +114,32 @@ func (d *Door) Decide(ctx context.Context, pull registry.Pull) (*policy.Decision
 			}
 		}
 	}
-	return d.opts.Decider.Decide(ctx, in)
+	return fn(ctx, in)
+}
+
+// Complete returns in completed as the door's decisions complete it (see
+// decide.Decider.Complete); with DecideWith the door is the what-if view's
+// registry evaluator.
+func (d *Door) Complete(ctx context.Context, in *policy.Input) (*policy.Input, error) {
+	return d.opts.Decider.Complete(ctx, in)
+}
+
+// DecideWith decides in as a pull of in.Image.Repository at in.Digest
+// would be decided, with extra policies (see decide.Decider.DecideWith):
+// when the repository holds that digest as an image index, its platform
+// manifests are judged as Decide judges them.
+func (d *Door) DecideWith(ctx context.Context, in *policy.Input, extra []*policy.Policy) (*policy.Decision, error) {
+	fn := func(ctx context.Context, in *policy.Input) (*policy.Decision, error) {
+		return d.opts.Decider.DecideWith(ctx, in, extra)
+	}
+	var m *store.Manifest
+	if dg, err := digest.Parse(in.Digest); err == nil {
+		m, err = d.opts.Manifests.Manifest(ctx, in.Image.Repository, dg)
+		if err != nil && !apperr.Is(err, apperr.ENOTFOUND) {
+			return nil, err
+		}
+	}
+	return d.decide(ctx, in, m, fn)
 }
 
 // indexDecision is a child's denial as the index's: the same decision

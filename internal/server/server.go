@@ -66,6 +66,9 @@ type Server struct {
 	// policy.default): the what-if view with an environment or namespace,
 	// and the Kubernetes doors.
 	RegistryDecider, RuntimeDecider *decide.Decider
+	// pullDoor is the registry's pull door over RegistryDecider (also the
+	// what-if view's registry evaluator).
+	pullDoor *pulldoor.Door
 
 	uploadSecret []byte
 	oidc         http.Handler // nil without auth.oidc
@@ -175,6 +178,8 @@ func (s *Server) initDeciders() {
 		Config: policy.Config{Default: outcome(s.cfg.Policy.RegistryDefault)}, Logger: s.logger.With("component", "decide", "door", "registry")})
 	// The Kubernetes doors ask the runtime decider on every admission
 	// request: its cache keeps decisions as long as admission.cache says.
+	s.pullDoor = pulldoor.New(pulldoor.Options{Decider: s.RegistryDecider, Manifests: s.Store,
+		Logger: s.logger.With("component", "pulldoor")})
 	s.RuntimeDecider = decide.New(decide.Options{Store: s.Store, Allowlists: s.Store,
 		Config: policy.Config{Default: outcome(s.cfg.Policy.Default)}, Logger: s.logger.With("component", "decide", "door", "runtime"),
 		Cache: policy.NewCache(policy.CacheConfig{AllowTTL: s.cfg.Admission.Cache.AllowTTL.Std(), DenyTTL: s.cfg.Admission.Cache.DenyTTL.Std()})})
@@ -277,8 +282,7 @@ func (s *Server) routes() http.Handler {
 		Events:           fanOut{registryaudit.New(s.Audit), scanOnPush{s.Scanner}},
 		// Project policies refuse pulls; an image none matches gets
 		// policy.registryDefault (allow unless configured otherwise).
-		PullGate: pulldoor.New(pulldoor.Options{Decider: s.RegistryDecider, Manifests: s.Store,
-			Logger: s.logger.With("component", "pulldoor")}),
+		PullGate: s.pullDoor,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", reg)
@@ -289,7 +293,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.Handle("/api/", api.New(api.Options{Store: s.Store, Auth: s.Auth, Logger: s.logger, Version: s.version,
 		Recorder: s.Audit, AuditLog: s.Store, Vulndb: s.Vulndb, Scans: s.Scanner, ScanStore: s.Store, Policies: s.Store, Allowlists: s.Store,
-		Evaluators: api.Evaluators{Registry: s.RegistryDecider, Runtime: s.RuntimeDecider, Tags: s.Store}}))
+		Evaluators: api.Evaluators{Registry: s.pullDoor, Runtime: s.RuntimeDecider, Tags: s.Store}}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")

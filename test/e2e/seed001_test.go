@@ -385,4 +385,9 @@ func TestPullDoorIndexAndDefault(t *testing.T) {
 		`"high" is equal or higher than the threshold in project setting: "high"`)
 	s.pulls(t, "testproject/multi@"+cleanDigest)
 	s.refused(t, "testproject/multi@"+vulnDigest, "CUSTOMS-TEST-0003")
+	// The what-if view judges the index as the door does.
+	if out, errOut, code := s.eval(t, "--image", s.srv.Addr+"/testproject/multi:v1"); code != 1 ||
+		!strings.Contains(out, "Platform manifest "+vulnDigest+" of the index") || !strings.Contains(out, "digest: "+idxDigest) {
+		t.Fatalf("policy eval of the index: exit %d\n%s%s", code, out, errOut)
+	}
 }
