@@ -237,7 +237,7 @@ func newProjectSetCmd(cf *clientFlags) *cobra.Command {
 	f.BoolVar(&prevent, "prevent-vulnerable", true, "refuse pulls of images with findings at or above --severity")
 	f.StringVar(&severity, "severity", "", "the threshold of --prevent-vulnerable: none, low, medium, high, critical")
 	f.BoolVar(&scanOnPush, "scan-on-push", true, "scan every manifest pushed to the project")
-	f.BoolVar(&trust, "content-trust", true, "allow only signed images")
+	f.BoolVar(&trust, "content-trust", true, "allow only signed images (until customs verifies signatures this refuses every image of the project, failing closed)")
 	f.BoolVar(&useSystem, "use-system-allowlist", true, "let the system allowlist apply to the project's images")
 	return cmd
 }

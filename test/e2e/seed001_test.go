@@ -390,4 +390,10 @@ func TestPullDoorIndexAndDefault(t *testing.T) {
 		!strings.Contains(out, "Platform manifest "+vulnDigest+" of the index") || !strings.Contains(out, "digest: "+idxDigest) {
 		t.Fatalf("policy eval of the index: exit %d\n%s%s", code, out, errOut)
 	}
+	// Content trust: no signature can be verified yet, so it fails closed,
+	// saying so.
+	s.projectSet(t, "--content-trust")
+	s.refused(t, "testproject/multi@"+cleanDigest, "signature verification not available")
+	s.projectSet(t, "--content-trust=false")
+	s.pulls(t, "testproject/multi@"+cleanDigest)
 }
