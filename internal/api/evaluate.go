@@ -28,6 +28,10 @@ type Evaluators struct {
 	// policy.registryDefault); Runtime where images run (every policy,
 	// policy.default).
 	Registry, Runtime Evaluator
+	// Hosts are registry host[:port] names that also name this server
+	// (its externalURL's host, admission.registryHosts), besides the
+	// request's own Host.
+	Hosts []string
 	// Tags resolves a customs image's tag to its digest.
 	Tags interface {
 		Tag(ctx context.Context, repo, tag string) (*store.Tag, error)
@@ -43,7 +47,8 @@ const (
 // EvaluateRequest is the body of POST /api/v1/policies/evaluate.
 type EvaluateRequest struct {
 	// Image is the reference to decide. An image of this server (its
-	// registry host is the one the request was sent to) has its tag
+	// registry host is the one the request was sent to, or one of
+	// Evaluators.Hosts) has its tag
 	// resolved to a digest and is decided with its stored scan.
 	Image string `json:"image"`
 	// Environment, Namespace and Project are where the image is used; a
@@ -107,7 +112,7 @@ func (h *handler) evaluate(w http.ResponseWriter, r *http.Request, p auth.Princi
 		extra = append(extra, ps...)
 	}
 	in := &policy.Input{Image: img, Environment: req.Environment, Namespace: req.Namespace, Project: req.Project, Digest: img.Digest}
-	if strings.EqualFold(img.Registry, r.Host) {
+	if h.ownHost(r, img.Registry) {
 		// An image of this server: its project, its digest.
 		if in.Project == "" {
 			in.Project, _, _ = strings.Cut(img.Repository, "/")
@@ -144,4 +149,18 @@ func (h *handler) evaluate(w http.ResponseWriter, r *http.Request, p auth.Princi
 	in = full
 	writeJSON(w, http.StatusOK, EvaluateResult{Door: door, Input: in, Decision: dec, Message: dec.Message()})
 	return nil
+}
+
+// ownHost reports whether host names this server: the request's Host or
+// one of Evaluators.Hosts (case-insensitive).
+func (h *handler) ownHost(r *http.Request, host string) bool {
+	if strings.EqualFold(host, r.Host) {
+		return true
+	}
+	for _, o := range h.opts.Evaluators.Hosts {
+		if strings.EqualFold(host, o) {
+			return true
+		}
+	}
+	return false
 }

@@ -140,6 +140,13 @@ func TestEvaluateAPI(t *testing.T) {
 	if err != nil || res.Door != api.DoorRuntime || res.Decision.Outcome != policy.Denied || !strings.Contains(res.Message, "latest") {
 		t.Fatalf("runtime door: %+v, %v", res, err)
 	}
+	// An image of this server (one of its configured hosts) has its tag
+	// resolved: a missing tag is ENOTFOUND; its project must be visible.
+	_, err = e.admin.Evaluate(ctx, api.EvaluateRequest{Image: "REGISTRY.example/p/app:v1"})
+	wantCode(t, "missing tag of a customs image", err, apperr.ENOTFOUND)
+	outsider := e.user(t, "outsider", "outsider-pw-1", rbac.Role(0))
+	_, err = outsider.Evaluate(ctx, api.EvaluateRequest{Image: "registry.example/q/app@sha256:" + strings.Repeat("a", 64)})
+	wantCode(t, "a project the caller cannot see", err, apperr.ENOTFOUND)
 	_, err = e.as("", "").Evaluate(ctx, api.EvaluateRequest{Image: "nginx"})
 	wantCode(t, "anonymous", err, apperr.EUNAUTHORIZED)
 }

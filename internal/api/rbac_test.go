@@ -79,7 +79,7 @@ func newAPIEnv(t *testing.T, limiter auth.LoginLimiter) *apiEnv {
 		}
 	}
 	srv := httptest.NewServer(api.New(api.Options{Store: db, Auth: svc, Recorder: rec, Logger: logger, AuditLog: db, Policies: db,
-		Allowlists: db, Evaluators: api.Evaluators{Tags: db,
+		Allowlists: db, Evaluators: api.Evaluators{Tags: db, Hosts: []string{"registry.example"},
 			Registry: decide.New(decide.Options{Store: db, Allowlists: db, Config: policy.Config{Default: policy.Allowed},
 				Select: func(p *policy.Policy) bool { return len(p.Spec.Scope.Projects) > 0 }}),
 			Runtime: decide.New(decide.Options{Store: db, Allowlists: db})}}))

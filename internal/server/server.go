@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -293,7 +294,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.Handle("/api/", api.New(api.Options{Store: s.Store, Auth: s.Auth, Logger: s.logger, Version: s.version,
 		Recorder: s.Audit, AuditLog: s.Store, Vulndb: s.Vulndb, Scans: s.Scanner, ScanStore: s.Store, Policies: s.Store, Allowlists: s.Store,
-		Evaluators: api.Evaluators{Registry: s.pullDoor, Runtime: s.RuntimeDecider, Tags: s.Store}}))
+		Evaluators: api.Evaluators{Registry: s.pullDoor, Hosts: s.ownHosts(), Runtime: s.RuntimeDecider, Tags: s.Store}}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
@@ -449,4 +450,15 @@ func (s *Server) Close() error {
 		s.Vulndb.Close()
 	}
 	return errors.Join(s.Audit.Close(ctx), s.Store.Close())
+}
+
+// ownHosts are the registry host names, besides a request's Host, that
+// name this server for the what-if view: externalURL's host and
+// admission.registryHosts.
+func (s *Server) ownHosts() []string {
+	hosts := append([]string(nil), s.cfg.Admission.RegistryHosts...)
+	if u, err := url.Parse(s.cfg.ExternalURL); err == nil && u.Host != "" {
+		hosts = append(hosts, u.Host)
+	}
+	return hosts
 }
