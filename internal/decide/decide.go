@@ -222,8 +222,9 @@ func (d *Decider) Decide(ctx context.Context, in *policy.Input) (*policy.Decisio
 
 // DecideWith decides in as Decide does, with extra policies added to the
 // stored ones (a what-if view, or a CI gate's own policy): an extra policy
-// named like a stored one replaces it. The engine is compiled for this call
-// and the decision is not cached.
+// named like a stored one replaces it, and Select applies to extra
+// policies as to stored ones (a door decides with what it would apply).
+// The engine is compiled for this call and the decision is not cached.
 func (d *Decider) DecideWith(ctx context.Context, in *policy.Input, extra []*policy.Policy) (*policy.Decision, error) {
 	if len(extra) == 0 {
 		return d.Decide(ctx, in)
@@ -233,10 +234,13 @@ func (d *Decider) DecideWith(ctx context.Context, in *policy.Input, extra []*pol
 		return nil, err
 	}
 	names := map[string]bool{}
+	var ps []*policy.Policy
 	for _, p := range extra {
 		names[p.Metadata.Name] = true
+		if d.opts.Select == nil || d.opts.Select(p) {
+			ps = append(ps, p)
+		}
 	}
-	ps := append([]*policy.Policy(nil), extra...)
 	for _, p := range st.all {
 		if !names[p.Metadata.Name] {
 			ps = append(ps, p)
