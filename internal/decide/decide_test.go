@@ -134,6 +134,16 @@ func TestDecide(t *testing.T) {
 	if err != nil || !dec.Allowed() {
 		t.Fatalf("what-if with the CVE allowlisted: %+v %v, want allowed", dec, err)
 	}
+	// A runtime policy given to the registry-like decider is not applied
+	// (Select), as the door would not apply it.
+	runtimeExtra, err := policy.Parse("runtime.yaml", []byte(strings.Replace(clusterPolicy, "cluster-default", "what-if-runtime", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err = projects.DecideWith(ctx, in, append(runtimeExtra, extra...))
+	if err != nil || !dec.Allowed() || len(dec.Policies) != 1 {
+		t.Fatalf("what-if with a runtime policy at the project-only decider: %+v %v, want it ignored", dec, err)
+	}
 	// The stored decision is unchanged by the what-if.
 	if dec, err = projects.Decide(ctx, in); err != nil || dec.Allowed() {
 		t.Fatalf("after the what-if: %+v %v, want denied", dec, err)
