@@ -117,6 +117,7 @@ func New(opts Options) http.Handler {
 	mux.Handle("PATCH /api/v1/projects/{name}", h.wrap(h.updateProject))
 	mux.Handle("DELETE /api/v1/projects/{name}", h.wrap(h.deleteProject))
 	mux.Handle("GET /api/v1/projects/{name}/repositories", h.wrap(h.listRepositories))
+	h.openapiRoutes(mux)
 	h.userRoutes(mux)
 	h.cliSecretRoutes(mux)
 	h.memberRoutes(mux)
