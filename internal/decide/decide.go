@@ -37,9 +37,9 @@ type Store interface {
 	// Policies and PolicyRevision: see store.PolicyStore.
 	Policies(ctx context.Context, page store.Page) ([]store.PolicyDocument, error)
 	PolicyRevision(ctx context.Context) (int64, error)
-	// ScanReport and ScanJob: see store.ScanReportStore and
+	// ScanReportData and ScanJob: see store.ScanReportStore and
 	// store.ScanJobStore.
-	ScanReport(ctx context.Context, digest string) (*store.ScanReport, error)
+	ScanReportData(ctx context.Context, digest string) (*store.ScanReport, error)
 	ScanJob(ctx context.Context, kind, subject string) (*store.ScanJob, error)
 }
 
@@ -296,7 +296,7 @@ func (d *Decider) complete(ctx context.Context, in *policy.Input, st state) (*po
 // for a manifest without one a queued or running summary when a scan job
 // waits for it, or nil (never scanned).
 func (d *Decider) ScanSummary(ctx context.Context, digest string) (*policy.ScanSummary, error) {
-	r, err := d.opts.Store.ScanReport(ctx, digest)
+	r, err := d.opts.Store.ScanReportData(ctx, digest)
 	if apperr.Is(err, apperr.ENOTFOUND) {
 		j, err := d.opts.Store.ScanJob(ctx, store.ScanJobManifest, digest)
 		if apperr.Is(err, apperr.ENOTFOUND) {

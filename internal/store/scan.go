@@ -212,6 +212,10 @@ type ScanReportStore interface {
 	// ScanReport returns the report of digest with its findings, or
 	// ENOTFOUND.
 	ScanReport(ctx context.Context, digest string) (*ScanReport, error)
+	// ScanReportData returns the report of digest without its findings
+	// (Findings nil; Data carries them), in one read: what a policy
+	// decision needs. ENOTFOUND if there is none.
+	ScanReportData(ctx context.Context, digest string) (*ScanReport, error)
 	// ScanReportSummaries returns the summaries of the reports of digests
 	// that exist, by digest.
 	ScanReportSummaries(ctx context.Context, digests []string) (map[string]ScanReportSummary, error)

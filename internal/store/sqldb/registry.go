@@ -18,6 +18,7 @@ import (
 type stmts struct {
 	tag, manifest, blob, linkedBlob, repository *sql.Stmt
 	policyRevision, manifestsWithBlob           *sql.Stmt
+	scanReportData                              *sql.Stmt
 }
 
 func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -41,6 +42,9 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 			WHERE r.name = $1 AND b.digest = $2`},
 		{&s.repository, `SELECT id, project_id, created_at FROM repositories WHERE name = $1`},
 		{&s.policyRevision, `SELECT revision FROM policy_state WHERE id = 1`},
+		{&s.scanReportData, `SELECT digest, media_type, platform, status, reason, vuln_revision,
+			scanned_at, matched_at, packages, count_critical, count_high, count_medium, count_low, count_none,
+			count_unknown, data, updated_at FROM scan_reports WHERE digest = $1`},
 		{&s.manifestsWithBlob, `SELECT DISTINCT mr.manifest_digest FROM manifest_references mr
 			JOIN repositories r ON r.id = mr.repository_id
 			WHERE r.name = $1 AND mr.digest = $2 AND mr.kind = 'blob'
@@ -56,7 +60,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.tag, s.manifest, s.blob, s.linkedBlob, s.repository, s.policyRevision, s.manifestsWithBlob} {
+	for _, st := range []*sql.Stmt{s.tag, s.manifest, s.blob, s.linkedBlob, s.repository, s.policyRevision, s.manifestsWithBlob, s.scanReportData} {
 		if st != nil {
 			_ = st.Close()
 		}

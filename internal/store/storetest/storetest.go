@@ -50,6 +50,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"policies", policyTests},
 		{"system allowlist", allowlistTests},
 		{"manifests with a blob", blobRefTests},
+		{"scan report data", scanReportDataTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
