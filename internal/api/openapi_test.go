@@ -35,6 +35,7 @@ import (
 	"github.com/customs-dev/customs/internal/decide"
 	"github.com/customs-dev/customs/internal/policy"
 	"github.com/customs-dev/customs/internal/scan"
+	"github.com/customs-dev/customs/internal/scan/extract"
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/sqlite"
 	"github.com/customs-dev/customs/internal/vulndb"
@@ -50,7 +51,32 @@ type fullEnv struct {
 	handler http.Handler
 	db      *sqlite.DB
 	audit   *audit.Writer
-	digest  digest.Digest // of p/team/app:latest
+	scanner *scan.Scanner
+	digest  digest.Digest // of p/team/app:latest, an Alpine image with a vulnerable musl
+}
+
+// runScans runs the queued scan jobs, as a worker would, until none is
+// left.
+func (e *fullEnv) runScans(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	for range 100 {
+		ran, err := e.scanner.RunOne(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ran {
+			st, err := e.db.ScanQueueStats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Queued == 0 && st.Running == 0 {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	t.Fatal("the scan queue did not drain")
 }
 
 func newFullEnv(t *testing.T) *fullEnv {
@@ -86,25 +112,20 @@ func newFullEnv(t *testing.T) *fullEnv {
 			t.Fatal(err)
 		}
 	}
-	cfg, self := digest.FromString("img/config"), digest.FromString("img")
-	for _, d := range []digest.Digest{cfg, self} {
-		if err := db.PutLinkedBlob(ctx, "p/team/app", d, 10); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.PutManifest(ctx, &store.Manifest{Repository: "p/team/app", Digest: self, MediaType: "application/vnd.oci.image.manifest.v1+json",
-		Size: 10, References: []store.Reference{{Digest: cfg, Kind: store.RefBlob, Required: true}}}, []string{"latest"}); err != nil {
-		t.Fatal(err)
-	}
-	vdb, err := vulndb.Open(vulndb.Options{Store: db, Logger: logger})
+	vdb, err := vulndb.Open(vulndb.Options{Store: db, Logger: logger, RevisionCheck: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
+	importAdvisories(t, vdb, muslAdvisory)
 	blobs, err := fs.New(filepath.Join(dir, "blobs"), fs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := scan.New(scan.Options{Store: db, Blobs: blobs, VulnDB: vdb, Logger: logger, Registerer: prometheus.NewRegistry()})
+	self := pushImage(t, db, blobs, "p/team/app", "latest", alpineImage(t))
+	xcfg := extract.DefaultConfig()
+	xcfg.TempDir = t.TempDir()
+	sc, err := scan.New(scan.Options{Store: db, Blobs: blobs, VulnDB: vdb, Logger: logger, Registerer: prometheus.NewRegistry(),
+		Extract: xcfg, IndexWait: time.Millisecond, ToolVersion: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +137,7 @@ func newFullEnv(t *testing.T) *fullEnv {
 			Runtime: decide.New(decide.Options{Store: db, Allowlists: db})}})
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
-	return &fullEnv{url: srv.URL, handler: handler, db: db, audit: aw, digest: self}
+	return &fullEnv{url: srv.URL, handler: handler, db: db, audit: aw, scanner: sc, digest: self}
 }
 
 // loadDoc fetches the document the server serves at path and loads it
@@ -488,8 +509,8 @@ func TestOpenAPIResponses(t *testing.T) {
 				"packages": []map[string]any{{"ecosystem": "Alpine", "name": "musl", "version": "1.1.20-r4"}}}, want: 200},
 		{name: "vulndb match without names", method: "POST", path: "/api/v1/vulndb/match", user: b, pw: bpw,
 			body: map[string]any{"packages": []map[string]any{{"ecosystem": "Alpine", "version": "1"}}}, want: 400, invalid: true},
-		{name: "advisory", method: "GET", path: "/api/v1/vulndb/advisories/{id}", params: map[string]string{"id": "CVE-2019-14697"}, user: b, pw: bpw, want: 404},
-		{name: "vulndb update without sources", method: "POST", path: "/api/v1/vulndb/update", user: a, pw: apw, want: 400},
+		{name: "advisory not held", method: "GET", path: "/api/v1/vulndb/advisories/{id}", params: map[string]string{"id": "CVE-2019-14697"}, user: b, pw: bpw, want: 404},
+		{name: "vulndb update without configured sources", method: "POST", path: "/api/v1/vulndb/update", user: a, pw: apw, want: 400},
 
 		{name: "request scan", method: "POST", path: "/api/v1/projects/{name}/repositories/{repository}/manifests/{reference}/scan",
 			params: map[string]string{"name": "p", "repository": "team/app", "reference": "latest"}, user: b, pw: bpw, want: 202},
@@ -500,8 +521,8 @@ func TestOpenAPIResponses(t *testing.T) {
 		{name: "project scans", method: "GET", path: "/api/v1/projects/{name}/scans", params: p, user: b, pw: bpw, want: 200},
 		{name: "scan report", method: "GET", path: "/api/v1/scans/{digest}", params: map[string]string{"digest": e.digest.String()}, user: b, pw: bpw, want: 200},
 		{name: "not a digest", method: "GET", path: "/api/v1/scans/{digest}", params: map[string]string{"digest": "sha256:nope"}, user: b, pw: bpw, want: 400},
-		{name: "sbom of an unscanned image", method: "GET", path: "/api/v1/scans/{digest}/sbom", params: map[string]string{"digest": e.digest.String()},
-			query: "format=spdx", user: a, pw: apw, want: 404},
+		{name: "sbom of an unscanned image", method: "GET", path: "/api/v1/scans/{digest}/sbom", params: map[string]string{"digest": digest.FromString("never").String()},
+			user: a, pw: apw, want: 404},
 		{name: "image while queued", method: "GET", path: "/api/v1/images/{ref}", params: map[string]string{"ref": "p/team/app:latest"}, user: b, pw: bpw, want: 202},
 		{name: "image any status", method: "GET", path: "/api/v1/images/{ref}", params: map[string]string{"ref": e.digest.String()},
 			query: "anyStatus=true&unknownAs=high", user: b, pw: bpw, want: 200},
@@ -554,6 +575,44 @@ func TestOpenAPIResponses(t *testing.T) {
 		k.do(c)
 	}
 
+	// The scan requested above, run: the answers with findings.
+	e.runScans(t)
+	d := map[string]string{"digest": e.digest.String()}
+	scanned := []apiCall{
+		{name: "report with findings", method: "GET", path: "/api/v1/scans/{digest}", params: d, user: a, pw: apw, want: 200},
+		{name: "CycloneDX SBOM", method: "GET", path: "/api/v1/scans/{digest}/sbom", params: d, user: a, pw: apw, want: 200},
+		{name: "SPDX SBOM", method: "GET", path: "/api/v1/scans/{digest}/sbom", params: d, query: "format=spdx", user: a, pw: apw, want: 200},
+		{name: "SBOM format", method: "GET", path: "/api/v1/scans/{digest}/sbom", params: d, query: "format=swid", user: a, pw: apw, want: 400, invalid: true},
+		{name: "image done", method: "GET", path: "/api/v1/images/{ref}", params: map[string]string{"ref": "p/team/app:latest"}, user: a, pw: apw, want: 200},
+		{name: "image by digest", method: "GET", path: "/api/v1/images/{ref}", params: map[string]string{"ref": "p/team/app@" + e.digest.String()},
+			query: "unknownAs=ignore", user: a, pw: apw, want: 200},
+		{name: "repository scans after the scan", method: "GET", path: "/api/v1/projects/{name}/repositories/{repository}/scans",
+			params: map[string]string{"name": "p", "repository": "team/app"}, user: a, pw: apw, want: 200},
+		{name: "project scans after the scan", method: "GET", path: "/api/v1/projects/{name}/scans", params: p, user: a, pw: apw, want: 200},
+		{name: "advisory", method: "GET", path: "/api/v1/vulndb/advisories/{id}", params: map[string]string{"id": "ALPINE-CVE-2019-14697"}, user: a, pw: apw, want: 200},
+		{name: "evaluate a scanned image of this server", method: "POST", path: "/api/v1/policies/evaluate", user: a, pw: apw,
+			body: api.EvaluateRequest{Image: strings.TrimPrefix(e.url, "http://") + "/p/team/app:latest"}, want: 200},
+	}
+	for _, c := range scanned {
+		k.do(c)
+	}
+	calls = append(calls, scanned...)
+	var img api.ImageVulnerabilities
+	if err := json.Unmarshal(k.do(scanned[4]), &img); err != nil {
+		t.Fatal(err)
+	}
+	if img.Status != "done" || len(img.Packages) != 1 || img.Packages[0].Name != "musl" || len(img.Packages[0].Vulnerabilities) != 1 ||
+		img.Packages[0].Vulnerabilities[0].CVEID != "CVE-2019-14697" {
+		t.Errorf("image after the scan: %+v", img)
+	}
+	var ev api.EvaluateResult
+	if err := json.Unmarshal(k.do(scanned[len(scanned)-1]), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Decision == nil || ev.Decision.Outcome != policy.Denied || ev.Input.Scan == nil || len(ev.Input.Scan.Findings) != 1 {
+		t.Errorf("the project's settings (prevent vulnerable, high) should deny the scanned image: %+v", ev)
+	}
+
 	// A robot's credentials as a bearer token (seed 004's Task).
 	var rb api.Robot
 	if err := json.Unmarshal(k.do(apiCall{name: "robot for the bearer", method: "POST", path: "/api/v1/robots", user: a, pw: apw,
@@ -562,7 +621,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	}
 	token := base64.StdEncoding.EncodeToString([]byte(rb.Name + ":" + rb.Secret))
 	k.do(apiCall{name: "image with a robot bearer", method: "GET", path: "/api/v1/images/{ref}", params: map[string]string{"ref": "p/team/app:latest"},
-		bearer: token, want: 202})
+		bearer: token, want: 200})
 
 	// The audit trail, once the writer has stored what it was given.
 	for i := 0; e.audit.Pending() > 0 && i < 500; i++ {
@@ -633,4 +692,3 @@ func TestOpenAPIErrorSchemaIsErrorBody(t *testing.T) {
 		t.Errorf("Error.error has %v; api.ErrorBody writes %v", got, fields)
 	}
 }
-
