@@ -288,6 +288,16 @@ func TestCachingResolverSingleflight(t *testing.T) {
 	}
 }
 
+// TestMissingTagRefused: an image of customs' registry whose tag customs
+// does not have is refused with that reason, not as "scan pending".
+func TestMissingTagRefused(t *testing.T) {
+	w, _, _ := newFixtureWebhook(t)
+	out := w.Validate(context.Background(), 0, podReview(t, "production", "registry.local:5000/kuard/kuard-clean:2"))
+	if out.Response.Allowed || !strings.Contains(out.Response.Result.Message, `not found in customs (customs has no tag "2" in kuard/kuard-clean); push it first`) {
+		t.Errorf("answer %+v", out.Response.Result)
+	}
+}
+
 // TestDecisionsShared: concurrent reviews of the same image share one
 // evaluation (the Decider's cache) and one tag lookup (the resolver
 // cache).

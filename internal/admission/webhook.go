@@ -185,6 +185,11 @@ func (w *Webhook) decideOne(ctx context.Context, ref string, uc useContext) (*po
 	if err != nil {
 		return nil, res, nil, fmt.Errorf("could not be resolved, failing closed: %v", err)
 	}
+	if res.InCustoms && res.Digest == "" {
+		// Nothing to pull: deciding it would report a scan pending for an
+		// image that does not exist.
+		return nil, res, nil, fmt.Errorf("not found in customs (%s); push it first", res.Note)
+	}
 	in := &policy.Input{Image: img, Digest: res.Digest, Environment: uc.environment, Namespace: uc.namespace,
 		Project: res.Project, External: !res.InCustoms, Annotations: uc.annotations}
 	d, err := w.opts.Decider.Decide(ctx, in)

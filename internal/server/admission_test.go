@@ -101,8 +101,11 @@ spec:
 	if r := review("/validate", "production", internal); !r.Allowed {
 		t.Errorf("customs' image refused in production: %+v", r.Result)
 	}
-	if r := review("/validate", "prod-eu", addr+"/kuard/kuard-amd64:latest"); r.Allowed || !strings.Contains(r.Result.Message, `rule tags`) {
+	if r := review("/validate", "prod-eu", fmt.Sprintf("%s/kuard/kuard-amd64:latest@%s", addr, pushed)); r.Allowed || !strings.Contains(r.Result.Message, `rule tags`) {
 		t.Errorf("latest tag in prod-eu: %+v", r)
+	}
+	if r := review("/validate", "production", addr+"/kuard/kuard-amd64:green"); r.Allowed || !strings.Contains(r.Result.Message, `not found in customs`) {
+		t.Errorf("a tag customs does not have: %+v", r)
 	}
 	r := review("/validate", "production", "gcr.io/kuar-demo/kuard-amd64:blue")
 	if r.Allowed || !strings.Contains(r.Result.Message, "no matching image policy") || !strings.Contains(r.Result.Message, `container "kuard"`) {
@@ -128,8 +131,8 @@ spec:
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{`customs_admission_reviews_total{door="validate",outcome="allowed"} 1`,
-		`customs_admission_reviews_total{door="validate",outcome="denied"} 2`, `customs_admission_reviews_total{door="validate",outcome="exempt"} 1`,
-		`customs_admission_reviews_total{door="mutate",outcome="patched"} 1`, `customs_admission_review_duration_seconds_count{door="validate"} 4`} {
+		`customs_admission_reviews_total{door="validate",outcome="denied"} 3`, `customs_admission_reviews_total{door="validate",outcome="exempt"} 1`,
+		`customs_admission_reviews_total{door="mutate",outcome="patched"} 1`, `customs_admission_review_duration_seconds_count{door="validate"} 5`} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
