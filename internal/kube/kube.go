@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -58,6 +59,7 @@ type NamespaceLabels struct {
 	ttl    time.Duration
 	now    func() time.Time
 
+	group   singleflight.Group
 	mu      sync.Mutex
 	entries map[string]labelsEntry
 }
@@ -87,15 +89,22 @@ func (n *NamespaceLabels) NamespaceLabels(ctx context.Context, namespace string)
 		return e.labels, nil
 	}
 	n.mu.Unlock()
-	ns, err := n.client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	// Concurrent requests for one namespace share one GET.
+	v, err, _ := n.group.Do(namespace, func() (any, error) {
+		ns, err := n.client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("reading namespace %s: %w", namespace, err)
+		}
+		n.mu.Lock()
+		if len(n.entries) > 10000 {
+			n.entries = map[string]labelsEntry{}
+		}
+		n.entries[namespace] = labelsEntry{labels: ns.Labels, expires: n.now().Add(n.ttl)}
+		n.mu.Unlock()
+		return ns.Labels, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("reading namespace %s: %w", namespace, err)
+		return nil, err
 	}
-	n.mu.Lock()
-	if len(n.entries) > 10000 {
-		n.entries = map[string]labelsEntry{}
-	}
-	n.entries[namespace] = labelsEntry{labels: ns.Labels, expires: n.now().Add(n.ttl)}
-	n.mu.Unlock()
-	return ns.Labels, nil
+	return v.(map[string]string), nil
 }
