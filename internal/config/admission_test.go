@@ -84,3 +84,24 @@ func TestAdmissionKeys(t *testing.T) {
 		t.Error("an entry without '=' was accepted")
 	}
 }
+
+// FuzzEnvironmentMap: any text either fails to parse or parses into a
+// mapping whose String form parses back to the same mapping.
+func FuzzEnvironmentMap(f *testing.F) {
+	for _, s := range []string{"production=production,prod-*;staging=staging,test", "", ";;", "a=", "=b", "a=b;a=c", "x=y,,z; "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var m EnvironmentMap
+		if err := m.UnmarshalText([]byte(s)); err != nil {
+			return
+		}
+		var back EnvironmentMap
+		if err := back.UnmarshalText([]byte(m.String())); err != nil {
+			t.Fatalf("%q parsed to %v, whose String %q does not parse: %v", s, m, m.String(), err)
+		}
+		if len(back) != len(m) {
+			t.Fatalf("%q: %v round-trips to %v", s, m, back)
+		}
+	})
+}
