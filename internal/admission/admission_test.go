@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/policy"
 )
 
@@ -458,5 +460,43 @@ func TestEnsureTLS(t *testing.T) {
 	// A client that does not trust the CA is refused.
 	if _, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", port)); err == nil {
 		t.Error("a client without the CA connected")
+	}
+}
+
+// failingDecider fails every decision with an internal error.
+type failingDecider struct{ err error }
+
+func (f failingDecider) Decide(context.Context, *policy.Input) (*policy.Decision, error) {
+	return nil, f.err
+}
+
+// TestFailuresFailClosed: a decider or store failure refuses the image
+// with a caller-safe message; the internal detail stays in the log.
+func TestFailuresFailClosed(t *testing.T) {
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"internal", fmt.Errorf("sqlite: disk I/O error at page 42"), "could not be decided, failing closed: internal error (details in customs' log)"},
+		{"wrapped", apperr.Wrap(fmt.Errorf("parse error at line 3"), apperr.EINTERNAL, `stored policy "x" does not parse`), `could not be decided, failing closed: stored policy "x" does not parse (details in customs' log)`},
+		{"invalid input", apperr.Errorf(apperr.EINVALID, "input image: registry is not a host"), "could not be decided, failing closed: input image: registry is not a host"},
+		{"deadline", context.DeadlineExceeded, "could not be decided, failing closed: the request's deadline passed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := New(Options{Decider: failingDecider{tc.err}, Resolver: &RegistryResolver{Store: newTagMap(), Hosts: []string{registryHost}}, Logger: logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := w.Validate(context.Background(), 0, podReview(t, "web", "nginx:1"))
+			if out.Response.Allowed || !strings.Contains(out.Response.Result.Message, tc.want) {
+				t.Errorf("answer %+v, want %q", out.Response.Result, tc.want)
+			}
+		})
+	}
+	if !strings.Contains(logs.String(), "disk I/O error") {
+		t.Errorf("the internal error is not in the log:\n%s", logs.String())
 	}
 }

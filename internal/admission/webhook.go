@@ -10,6 +10,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/policy"
 )
 
@@ -183,7 +185,8 @@ func (w *Webhook) decideOne(ctx context.Context, ref string, uc useContext) (*po
 	}
 	res, err := w.opts.Resolver.Resolve(ctx, img)
 	if err != nil {
-		return nil, res, nil, fmt.Errorf("could not be resolved, failing closed: %v", err)
+		w.opts.Logger.Warn("admission: resolving an image failed; refused", "image", ref, "err", err)
+		return nil, res, nil, fmt.Errorf("could not be resolved, failing closed: %s", w.public(err))
 	}
 	if res.InCustoms && res.Digest == "" {
 		// Nothing to pull: deciding it would report a scan pending for an
@@ -194,9 +197,23 @@ func (w *Webhook) decideOne(ctx context.Context, ref string, uc useContext) (*po
 		Project: res.Project, External: !res.InCustoms, Annotations: uc.annotations}
 	d, err := w.opts.Decider.Decide(ctx, in)
 	if err != nil {
-		return in, res, nil, fmt.Errorf("could not be decided, failing closed: %v", err)
+		w.opts.Logger.Warn("admission: deciding an image failed; refused", "image", ref, "err", err)
+		return in, res, nil, fmt.Errorf("could not be decided, failing closed: %s", w.public(err))
 	}
 	return in, res, d, nil
+}
+
+// public is what a refusal may say about err: the deadline, or the
+// caller-safe message of an application error; internal details go to the
+// log only.
+func (w *Webhook) public(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "the request's deadline passed"
+	case apperr.Code(err) == apperr.EINTERNAL:
+		return apperr.Message(err) + " (details in customs' log)"
+	}
+	return apperr.Message(err)
 }
 
 // deadline returns the context a request is answered within: timeout (the
