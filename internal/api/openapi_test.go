@@ -52,7 +52,9 @@ type fullEnv struct {
 	db      *sqlite.DB
 	audit   *audit.Writer
 	scanner *scan.Scanner
-	digest  digest.Digest // of p/team/app:latest, an Alpine image with a vulnerable musl
+	// digest is that of p/team/app:latest and pub/app:latest (project pub
+	// is public), an Alpine image with a vulnerable musl.
+	digest digest.Digest
 }
 
 // runScans runs the queued scan jobs, as a worker would, until none is
@@ -112,6 +114,9 @@ func newFullEnv(t *testing.T) *fullEnv {
 			t.Fatal(err)
 		}
 	}
+	if err := db.CreateProject(ctx, &store.Project{Name: "pub", Public: true}); err != nil {
+		t.Fatal(err)
+	}
 	vdb, err := vulndb.Open(vulndb.Options{Store: db, Logger: logger, RevisionCheck: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +127,7 @@ func newFullEnv(t *testing.T) *fullEnv {
 		t.Fatal(err)
 	}
 	self := pushImage(t, db, blobs, "p/team/app", "latest", alpineImage(t))
+	pushImage(t, db, blobs, "pub/app", "latest", alpineImage(t))
 	xcfg := extract.DefaultConfig()
 	xcfg.TempDir = t.TempDir()
 	sc, err := scan.New(scan.Options{Store: db, Blobs: blobs, VulnDB: vdb, Logger: logger, Registerer: prometheus.NewRegistry(),
@@ -677,6 +683,60 @@ func TestOpenAPIResponses(t *testing.T) {
 	slices.Sort(missing)
 	if len(missing) > 0 {
 		t.Errorf("documented operations no call here checks: %v", missing)
+	}
+}
+
+// TestOpenAPISecurity checks each operation's security requirements by
+// calling it anonymously about the public project pub and its image:
+// operations that do not list {} (no credentials) must answer 401 with a
+// Basic challenge, the others must not refuse an anonymous caller.
+func TestOpenAPISecurity(t *testing.T) {
+	e := newFullEnv(t)
+	doc := loadDoc(t, e.url+"/api/v1/openapi.yaml")
+	values := map[string]string{"name": "pub", "repository": "app", "reference": "latest", "ref": "pub/app:latest",
+		"digest": e.digest.String(), "user": "admin", "robot": "robot$nobody", "policy": "nothing", "id": "CVE-2019-14697",
+		"member": "nobody"}
+	n := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			security := doc.Security
+			if op.Security != nil {
+				security = *op.Security
+			}
+			anonymous := slices.ContainsFunc(security, func(r openapi3.SecurityRequirement) bool { return len(r) == 0 })
+			url := e.url + path
+			for k, v := range values {
+				url = strings.ReplaceAll(url, "{"+k+"}", v)
+			}
+			var body io.Reader
+			if op.RequestBody != nil {
+				body = strings.NewReader("{}")
+			}
+			req, err := http.NewRequest(method, url, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body != nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			n++
+			switch {
+			case !anonymous && (resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ")):
+				t.Errorf("%s %s needs credentials by the document, but answers an anonymous caller %s (WWW-Authenticate %q): %s",
+					method, path, resp.Status, resp.Header.Get("WWW-Authenticate"), got)
+			case anonymous && resp.StatusCode == http.StatusUnauthorized:
+				t.Errorf("%s %s lists no credentials among its security requirements, but refuses an anonymous caller: %s", method, path, got)
+			}
+		}
+	}
+	if n < 50 {
+		t.Errorf("only %d operations checked", n)
 	}
 }
 
