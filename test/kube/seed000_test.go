@@ -65,7 +65,8 @@ spec:
 // image policy"; the same image replicated into customs is refused in
 // production for CVE-2019-14697 until allowlisted, a clean one is admitted
 // at once (and pinned to its digest by the mutating webhook), and a
-// Deployment with the refused image is refused at creation.
+// Deployment with the refused image is refused at creation, and an update
+// to it later.
 func TestSeed000(t *testing.T) {
 	t.Parallel()
 	e := startCustoms(t, "seed000")
@@ -110,6 +111,15 @@ func TestSeed000(t *testing.T) {
 	if got := e.jsonpath(t, "production", "pod", "kuard", "{.spec.containers[0].image}"); !strings.HasPrefix(got, vulnerable+"@sha256:") {
 		t.Fatalf("the admitted kuard pod's image is %q, want %s pinned to a digest", got, vulnerable)
 	}
-	// And a Deployment of it too.
+	// And a Deployment of it too, its pod template pinned to the digest.
 	admitted(t, e.kube.Run(t, "", "create", "deployment", "kuard", "-n", "production", "--image="+vulnerable))
+	if got := e.jsonpath(t, "production", "deployment", "kuard", "{.spec.template.spec.containers[0].image}"); !strings.HasPrefix(got, vulnerable+"@sha256:") {
+		t.Fatalf("the Deployment's image is %q, want %s pinned to a digest", got, vulnerable)
+	}
+	// An UPDATE is decided too: switching the Deployment to the gcr.io
+	// image is refused, and the Deployment keeps its image.
+	refused(t, e.kube.Run(t, "", "set", "image", "-n", "production", "deployment/kuard", "*="+kuardUpstream), "no matching image policy")
+	if got := e.jsonpath(t, "production", "deployment", "kuard", "{.spec.template.spec.containers[0].image}"); !strings.HasPrefix(got, vulnerable+"@sha256:") {
+		t.Fatalf("after the refused update the Deployment's image is %q", got)
+	}
 }
