@@ -39,6 +39,7 @@ func (db *DB) PutSystemAllowlistEntry(ctx context.Context, e *store.AllowlistEnt
 	}
 	now := db.nowUTC()
 	var rev int64
+	defer db.policyChanged()
 	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
 		var err error
 		if rev, err = db.nextPolicyRevision(ctx, tx); err != nil {
@@ -65,6 +66,7 @@ func (db *DB) PutSystemAllowlistEntry(ctx context.Context, e *store.AllowlistEnt
 func (db *DB) DeleteSystemAllowlistEntries(ctx context.Context, id string) (int, int64, error) {
 	var rev int64
 	var n int64
+	defer db.policyChanged()
 	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM system_allowlist WHERE id_key = $1`, strings.ToLower(id))
 		if err != nil {

@@ -46,6 +46,7 @@ func (db *DB) putPolicy(ctx context.Context, doc *store.PolicyDocument, base int
 	}
 	now := db.nowUTC()
 	var rev int64
+	defer db.policyChanged()
 	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
 		var err error
 		// Taking the revision first locks policy_state: policy changes are
@@ -127,6 +128,7 @@ func (db *DB) Policies(ctx context.Context, page store.Page) ([]store.PolicyDocu
 // history, and returns the new global revision. ENOTFOUND if missing.
 func (db *DB) DeletePolicy(ctx context.Context, name, by string) (int64, error) {
 	now := db.nowUTC()
+	defer db.policyChanged()
 	var rev int64
 	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
 		var project, document string
@@ -176,6 +178,19 @@ func (db *DB) PolicyHistory(ctx context.Context, name string) ([]store.PolicyDoc
 	}
 	return out, nil
 }
+
+// PolicyChanges counts the transactions this DB (this process) ran that
+// may have moved the global policy revision — policy puts and deletes,
+// system allowlist changes — counted once each has committed or rolled
+// back. A reader that read PolicyRevision after seeing a count knows the
+// revision it read is current as far as this process's writes go while
+// the count stays the same; changes made through other processes are not
+// counted (poll PolicyRevision for those).
+func (db *DB) PolicyChanges() uint64 { return db.policyChanges.Load() }
+
+// policyChanged counts a policy revision change (deferred by the writers
+// so that it counts after the transaction ended).
+func (db *DB) policyChanged() { db.policyChanges.Add(1) }
 
 // PolicyRevision returns the global policy revision (0 before any change).
 func (db *DB) PolicyRevision(ctx context.Context) (int64, error) {

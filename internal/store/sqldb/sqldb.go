@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/customs-dev/customs/internal/apperr"
@@ -90,6 +91,9 @@ type DB struct {
 	log         *slog.Logger
 	now         func() time.Time
 	stmts       stmts
+	// policyChanges counts the policy revision changes attempted through
+	// this DB (see PolicyChanges).
+	policyChanges atomic.Uint64
 }
 
 var _ store.Store = (*DB)(nil)
