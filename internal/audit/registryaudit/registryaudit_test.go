@@ -280,10 +280,9 @@ func newPullSetup(b *testing.B, audited bool) *pullSetup {
 	return s
 }
 
-// pulls GETs the manifest n times from 4 goroutines per P and returns how
+// pulls GETs the manifest n times from workers goroutines and returns how
 // long that took.
-func (s *pullSetup) pulls(b *testing.B, n int) time.Duration {
-	workers := 4 * runtime.GOMAXPROCS(0)
+func (s *pullSetup) pulls(b *testing.B, n, workers int) time.Duration {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -308,20 +307,68 @@ func (s *pullSetup) pulls(b *testing.B, n int) time.Duration {
 	return time.Since(start)
 }
 
+// drain waits until the writer has stored everything recorded (a no-op
+// when not audited).
+func (s *pullSetup) drain(b *testing.B) {
+	if s.w == nil {
+		return
+	}
+	for s.w.Pending() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // BenchmarkManifestPull measures in-process manifest GETs by tag on two
 // registries over SQLite: one not audited, one recording every pull through
 // a Writer into its own database. Each op is one pull from each; they run
-// in alternating rounds so that load from elsewhere hits both alike. It
-// reports both rates and how much slower the audited registry pulled.
+// in alternating rounds so that load from elsewhere hits both alike.
+//
+// "saturated" runs 4 goroutines per P, so the CPUs are busy and the
+// writer's work competes with pulls; "serial" runs one, so the writer has
+// a CPU of its own. After each audited round the benchmark waits until the
+// writer has stored the round's events, outside the timed pulls but inside
+// the round's CPU time, so the writer's work is charged to the audited
+// pulls and never to the plain round that follows. It reports both pull
+// rates (wall time of the pulls), how much slower the audited registry
+// pulled (%slower), the process CPU time per pull of each (cpu-us/pull,
+// audited-cpu-us/pull, the audited one including the writer's flushes) and
+// how much more CPU an audited pull costs (%cpu-more): on a saturated
+// machine throughput is CPUs / CPU per pull, so %cpu-more is what auditing
+// takes from the pull rate, whatever else the machine is doing.
 func BenchmarkManifestPull(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		workers func() int
+	}{
+		{"saturated", func() int { return 4 * runtime.GOMAXPROCS(0) }},
+		{"serial", func() int { return 1 }},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchPulls(b, c.workers()) })
+	}
+}
+
+func benchPulls(b *testing.B, workers int) {
 	plain, audited := newPullSetup(b, false), newPullSetup(b, true)
 	const round = 1000
 	var tPlain, tAudit time.Duration
+	var cPlain, cAudit int64
+	cpuOK := true
+	cpu := func() int64 {
+		n, ok := processCPU()
+		cpuOK = cpuOK && ok
+		return n
+	}
 	b.ResetTimer()
 	for done := 0; done < b.N; done += round {
 		n := min(round, b.N-done)
-		tPlain += plain.pulls(b, n)
-		tAudit += audited.pulls(b, n)
+		c0 := cpu()
+		tPlain += plain.pulls(b, n, workers)
+		c1 := cpu()
+		tAudit += audited.pulls(b, n, workers)
+		audited.drain(b)
+		c2 := cpu()
+		cPlain += c1 - c0
+		cAudit += c2 - c1
 	}
 	b.StopTimer()
 	if err := audited.w.Close(context.Background()); err != nil {
@@ -330,6 +377,11 @@ func BenchmarkManifestPull(b *testing.B) {
 	b.ReportMetric(float64(b.N)/tPlain.Seconds(), "pulls/s")
 	b.ReportMetric(float64(b.N)/tAudit.Seconds(), "audited-pulls/s")
 	b.ReportMetric(100*(tAudit.Seconds()/tPlain.Seconds()-1), "%slower")
+	if cpuOK && cPlain > 0 {
+		b.ReportMetric(float64(cPlain)/1e3/float64(b.N), "cpu-us/pull")
+		b.ReportMetric(float64(cAudit)/1e3/float64(b.N), "audited-cpu-us/pull")
+		b.ReportMetric(100*(float64(cAudit)/float64(cPlain)-1), "%cpu-more")
+	}
 	got, err := audited.db.AuditEvents(context.Background(), store.AuditFilter{Action: registryaudit.ActionPull})
 	if err != nil || len(got) != b.N {
 		b.Fatalf("%d pulls audited (%v), want %d", len(got), err, b.N)
