@@ -8,9 +8,13 @@
 // view) only turn their own request into a policy.Input and the decision
 // back into their own answer.
 //
-// The engine is compiled again whenever the global policy revision moves
-// (one indexed read per decision tells), so a policy, project setting or
-// allowlist change made through any replica applies at once. Decisions are
+// The engine is compiled again whenever the global policy revision moves.
+// A Decider reads the revision from the store again when this process
+// changed it (a store that counts its policy changes, ChangeCounter, tells
+// without a database read) and otherwise at most every RevisionMaxAge
+// (DefaultRevisionMaxAge, 100 ms): a policy, project setting or allowlist
+// change made through this replica applies to the next decision, one made
+// through another replica within RevisionMaxAge. Decisions are
 // kept in a policy.Cache keyed by the engine's revision, the digest, the
 // scan report's status, vulnerability database revision and match time,
 // and the system allowlist's revision; denied decisions are kept 10
@@ -25,6 +29,8 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/policy"
@@ -42,6 +48,20 @@ type Store interface {
 	ScanReportData(ctx context.Context, digest string) (*store.ScanReport, error)
 	ScanJob(ctx context.Context, kind, subject string) (*store.ScanJob, error)
 }
+
+// ChangeCounter is implemented by stores that count the changes of the
+// global policy revision made through them (this process):
+// PolicyChanges moves after each such change has ended. A Decider over a
+// store without it reads the revision on every decision.
+type ChangeCounter interface {
+	PolicyChanges() uint64
+}
+
+// DefaultRevisionMaxAge is how long a Decider decides with a policy
+// revision it read before reading it again, when nothing changed it
+// through this process: the bound on how late a change made through
+// another replica applies.
+const DefaultRevisionMaxAge = 100 * time.Millisecond
 
 // AllowlistStore reads the system allowlist. Every change to it must move
 // the global policy revision (the Decider reads it again only then).
@@ -63,7 +83,14 @@ type Options struct {
 	Select func(*policy.Policy) bool
 	// Cache keeps decisions; nil makes a default one with Config.Now as
 	// its clock.
-	Cache  *policy.Cache
+	Cache *policy.Cache
+	// RevisionMaxAge bounds how long a policy revision read from the
+	// store is used when the store's ChangeCounter says this process did
+	// not change it: 0 means DefaultRevisionMaxAge, a negative value reads
+	// the revision on every decision.
+	RevisionMaxAge time.Duration
+	// Now is the clock of RevisionMaxAge; nil means time.Now.
+	Now    func() time.Time
 	Logger *slog.Logger
 }
 
@@ -73,11 +100,25 @@ type Decider struct {
 	opts  Options
 	cache *policy.Cache
 
-	mu     sync.Mutex
+	changes ChangeCounter // nil: read the revision on every decision
+
+	// cur is the state last read, with when and at which change count;
+	// decisions read it without a lock.
+	cur atomic.Pointer[snapshot]
+
+	mu     sync.Mutex     // serialises compiling
 	eng    *policy.Engine // nil when no policy is selected and the default allows
 	all    []*policy.Policy
 	sys    policy.SystemAllowlist
 	engRev int64 // the policy revision eng was compiled at
+}
+
+// snapshot is a state with when its revision was read (before the read)
+// and the store's change count seen before the read.
+type snapshot struct {
+	st     state
+	gen    uint64
+	readAt time.Time
 }
 
 // New returns a Decider. It panics when Store is nil or Config is invalid
@@ -96,7 +137,17 @@ func New(opts Options) *Decider {
 	if c == nil {
 		c = policy.NewCache(policy.CacheConfig{Now: opts.Config.Now})
 	}
-	return &Decider{opts: opts, cache: c, engRev: -1}
+	if opts.RevisionMaxAge == 0 {
+		opts.RevisionMaxAge = DefaultRevisionMaxAge
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	d := &Decider{opts: opts, cache: c, engRev: -1}
+	if cc, ok := opts.Store.(ChangeCounter); ok && opts.RevisionMaxAge > 0 {
+		d.changes = cc
+	}
+	return d
 }
 
 // Config returns the engine configuration the Decider was made with.
@@ -110,17 +161,46 @@ type state struct {
 	rev int64
 }
 
-// load returns the state of the current policy revision, compiling the
-// stored policies again when the revision moved.
+// load returns the state of the current policy revision: the one last
+// read while it is fresh (no change through this process since, read less
+// than RevisionMaxAge ago), else the store's, compiling the stored policies
+// again when the revision moved.
 func (d *Decider) load(ctx context.Context) (state, error) {
+	var gen uint64
+	var now time.Time
+	if d.changes != nil {
+		// The count is read before the revision: a change that ends after
+		// this moves it, and the next decision reads the revision again.
+		gen = d.changes.PolicyChanges()
+		now = d.opts.Now()
+		if s := d.cur.Load(); s != nil && s.gen == gen {
+			if age := now.Sub(s.readAt); age >= 0 && age < d.opts.RevisionMaxAge {
+				return s.st, nil
+			}
+		}
+	}
 	rev, err := d.opts.Store.PolicyRevision(ctx)
 	if err != nil {
 		return state{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if rev == d.engRev {
-		return state{d.eng, d.all, d.sys, rev}, nil
+	st, err := d.compile(ctx, rev)
+	if err != nil {
+		return state{}, err
+	}
+	if d.changes != nil {
+		d.cur.Store(&snapshot{st: st, gen: gen, readAt: now})
+	}
+	return st, nil
+}
+
+// compile returns the state of revision rev, compiling the stored policies
+// again when it is not the one compiled last. d.mu must be held.
+func (d *Decider) compile(ctx context.Context, rev int64) (state, error) {
+	// Revisions only grow: a smaller one was read before the compiled one.
+	if rev <= d.engRev {
+		return state{d.eng, d.all, d.sys, d.engRev}, nil
 	}
 	ps, err := d.storedPolicies(ctx)
 	if err != nil {
@@ -187,7 +267,8 @@ func (d *Decider) Engine(ctx context.Context) (*policy.Engine, error) {
 }
 
 // Revision returns the global policy revision the Decider currently
-// decides with (reading it from the store).
+// decides with (read from the store as decisions read it: see
+// RevisionMaxAge).
 func (d *Decider) Revision(ctx context.Context) (int64, error) {
 	st, err := d.load(ctx)
 	return st.rev, err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,5 +222,69 @@ func TestSystemAllowlist(t *testing.T) {
 	}
 	if dec, err := d.Decide(ctx, in); err != nil || dec.Allowed() {
 		t.Fatalf("after removing the entry: %+v %v, want denied", dec, err)
+	}
+}
+
+// TestRevisionStaleness: a policy change made through the Decider's own
+// store applies to the next decision; one made through another handle on
+// the same database (another replica) applies once RevisionMaxAge has
+// passed, not before; with a negative RevisionMaxAge it applies at once.
+func TestRevisionStaleness(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	open := func() *sqlite.DB {
+		db, err := sqlite.Open(ctx, path, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	local, other := open(), open()
+	var mu sync.Mutex
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	d := decide.New(decide.Options{Store: local, Config: policy.Config{Default: policy.Allowed}, RevisionMaxAge: 100 * time.Millisecond, Now: clock})
+	every := decide.New(decide.Options{Store: local, Config: policy.Config{Default: policy.Allowed}, RevisionMaxAge: -1})
+	in := input(t, "r.example/kuard/k:latest", "")
+	allowed := func(d *decide.Decider) bool {
+		t.Helper()
+		dec, err := d.Decide(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dec.Allowed()
+	}
+	if !allowed(d) || !allowed(every) {
+		t.Fatal("no policy: refused, want the default (allowed)")
+	}
+	// Through this process: the next decision sees it.
+	if err := local.PutPolicy(ctx, &store.PolicyDocument{Name: "cluster-default", Document: clusterPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	if allowed(d) {
+		t.Fatal("after a local policy change: allowed, want the new policy's refusal of latest")
+	}
+	// Through another replica: the old revision until RevisionMaxAge.
+	if _, err := other.DeletePolicy(ctx, "cluster-default", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if !allowed(every) {
+		t.Fatal("RevisionMaxAge -1: refused after another replica's delete, want allowed at once")
+	}
+	if allowed(d) {
+		t.Fatal("another replica's change applied before RevisionMaxAge; the bound is not what is measured")
+	}
+	advance(99 * time.Millisecond)
+	if allowed(d) {
+		t.Fatal("another replica's change applied at 99ms of a 100ms bound")
+	}
+	advance(time.Millisecond)
+	if !allowed(d) {
+		t.Fatal("another replica's delete not applied after RevisionMaxAge, want allowed")
+	}
+	if rev, err := d.Revision(ctx); err != nil || rev != 2 {
+		t.Fatalf("Revision = %d %v, want 2", rev, err)
 	}
 }
