@@ -40,6 +40,7 @@ spec:
 			"--admission-url", e.url(), "--admission-ca", e.caFile, "--format", format)
 	}
 	out, errOut, code := audit("table")
+	t.Logf("audit workloads:\n%s", out)
 	if code != 1 {
 		t.Fatalf("audit workloads: exit %d, want 1\n%s%s", code, out, errOut)
 	}
