@@ -54,6 +54,7 @@ type Options struct {
 type Webhook struct {
 	opts    Options
 	metrics *metrics
+	images  parsedImages
 }
 
 // New checks opts and returns a Webhook.
@@ -179,7 +180,7 @@ func (w *Webhook) decideAll(ctx context.Context, uses []ImageUse, uc useContext)
 
 // decideOne parses, resolves and decides one reference.
 func (w *Webhook) decideOne(ctx context.Context, ref string, uc useContext) (*policy.Input, Resolution, *policy.Decision, error) {
-	img, err := policy.ParseImage(ref)
+	img, err := w.images.parse(ref)
 	if err != nil {
 		return nil, Resolution{}, nil, fmt.Errorf("invalid image reference: %v", err)
 	}
