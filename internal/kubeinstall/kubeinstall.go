@@ -398,6 +398,7 @@ func mutating(o Options, labels map[string]string) *admissionregistrationv1.Muta
 func deployment(o Options, labels map[string]string, sa, tlsSecret string) *appsv1.Deployment {
 	replicas := o.Replicas
 	nonRoot := true
+	uid := int64(65532) // an unprivileged user whatever the image's USER
 	noEscalation := false
 	readOnly := true
 	const tlsDir = "/etc/customs/admission-tls"
@@ -408,13 +409,17 @@ func deployment(o Options, labels map[string]string, sa, tlsSecret string) *apps
 		{Name: "CUSTOMS_ADMISSION_TLS_CERT", Value: tlsDir + "/tls.crt"},
 		{Name: "CUSTOMS_ADMISSION_TLS_KEY", Value: tlsDir + "/tls.key"},
 	}
+	// The root filesystem is read-only: the data dir and /tmp (scans
+	// unpack layers there) are emptyDirs.
 	mounts := []corev1.VolumeMount{
 		{Name: "admission-tls", MountPath: tlsDir, ReadOnly: true},
 		{Name: "data", MountPath: "/var/lib/customs"},
+		{Name: "tmp", MountPath: "/tmp"},
 	}
 	volumes := []corev1.Volume{
 		{Name: "admission-tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: tlsSecret}}},
 		{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
 	if o.ConfigSecret != "" {
 		env = append(env, corev1.EnvVar{Name: "CUSTOMS_CONFIG", Value: "/etc/customs/config/config.yaml"})
@@ -436,7 +441,10 @@ func deployment(o Options, labels map[string]string, sa, tlsSecret string) *apps
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: sa,
-					SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: &nonRoot, SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot: &nonRoot, RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid,
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
 					Containers: []corev1.Container{{
 						Name:  "customs",
 						Image: o.Image,
