@@ -106,6 +106,8 @@ type Decider struct {
 	// decisions read it without a lock.
 	cur atomic.Pointer[snapshot]
 
+	summaries summaryMemo
+
 	mu     sync.Mutex     // serialises compiling
 	eng    *policy.Engine // nil when no policy is selected and the default allows
 	all    []*policy.Policy
@@ -375,7 +377,8 @@ func (d *Decider) complete(ctx context.Context, in *policy.Input, st state) (*po
 
 // ScanSummary returns the scan summary of digest: its stored report, or
 // for a manifest without one a queued or running summary when a scan job
-// waits for it, or nil (never scanned).
+// waits for it, or nil (never scanned). The summary of a report is decoded
+// once per version of the report and shared: do not modify it.
 func (d *Decider) ScanSummary(ctx context.Context, digest string) (*policy.ScanSummary, error) {
 	r, err := d.opts.Store.ScanReportData(ctx, digest)
 	if apperr.Is(err, apperr.ENOTFOUND) {
@@ -397,7 +400,67 @@ func (d *Decider) ScanSummary(ctx context.Context, digest string) (*policy.ScanS
 	if err != nil {
 		return nil, err
 	}
-	return Summary(r)
+	if s := d.summaries.get(r); s != nil {
+		return s, nil
+	}
+	s, err := Summary(r)
+	if err != nil {
+		return nil, err
+	}
+	d.summaries.put(r, s)
+	return s, nil
+}
+
+// maxSummaries bounds the decoded scan summaries a Decider keeps; past it
+// the memo starts again empty.
+const maxSummaries = 4096
+
+// summaryMemo keeps the summaries decoded from stored reports (decoding a
+// report's JSON with its findings is most of a scan lookup), each valid
+// while the stored report has the same status, reason, vulnerability
+// database revision, scan and match times and update time — the report is
+// still read on every decision, only its decoding is saved. The decision
+// cache keys on the same fields. The zero value is ready; it is safe for
+// concurrent use.
+type summaryMemo struct {
+	mu sync.RWMutex
+	m  map[string]memoSummary
+}
+
+// memoSummary is one kept summary with what it was decoded from.
+type memoSummary struct {
+	status, reason            string
+	vulnRev                   int64
+	scanned, matched, updated time.Time
+	size                      int
+	summary                   *policy.ScanSummary
+}
+
+func (e *memoSummary) of(r *store.ScanReport) bool {
+	return e.status == r.Status && e.reason == r.Reason && e.vulnRev == r.VulnRevision && e.size == len(r.Data) &&
+		e.scanned.Equal(r.ScannedAt) && e.matched.Equal(r.MatchedAt) && e.updated.Equal(r.UpdatedAt)
+}
+
+// get returns the summary kept for r, or nil.
+func (m *summaryMemo) get(r *store.ScanReport) *policy.ScanSummary {
+	m.mu.RLock()
+	e, ok := m.m[r.Digest]
+	m.mu.RUnlock()
+	if !ok || !e.of(r) {
+		return nil
+	}
+	return e.summary
+}
+
+// put keeps s as the summary of r.
+func (m *summaryMemo) put(r *store.ScanReport, s *policy.ScanSummary) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil || len(m.m) >= maxSummaries {
+		m.m = make(map[string]memoSummary)
+	}
+	m.m[r.Digest] = memoSummary{status: r.Status, reason: r.Reason, vulnRev: r.VulnRevision, scanned: r.ScannedAt,
+		matched: r.MatchedAt, updated: r.UpdatedAt, size: len(r.Data), summary: s}
 }
 
 // Summary converts a stored scan report into the policy's scan summary.

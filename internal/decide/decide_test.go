@@ -87,6 +87,23 @@ func TestScanSummary(t *testing.T) {
 		len(f.Fixed) != 1 || f.Fixed[0] != "1.1.20-r5" || s.VulnDBRevision != 3 {
 		t.Fatalf("finding %+v of summary %+v", f, s)
 	}
+	// The same stored report is decoded once; a new version of it (a
+	// rematch without the finding) is decoded again.
+	if again, err := d.ScanSummary(ctx, dg.String()); err != nil || again != s {
+		t.Fatalf("the same report again: %p %v, want the kept summary %p", again, err, s)
+	}
+	var empty bytes.Buffer
+	later := time.Now().Add(time.Minute)
+	if err := report.EncodeJSON(&empty, &report.Report{Digest: dg.String(), Status: report.StatusDone, VulnDBRevision: 4, MatchedAt: later}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutScanReport(ctx, &store.ScanReport{Digest: dg.String(), Status: store.ScanDone, VulnRevision: 4,
+		MatchedAt: later, ScannedAt: later, Data: empty.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := d.ScanSummary(ctx, dg.String()); err != nil || len(s.Findings) != 0 || s.VulnDBRevision != 4 {
+		t.Fatalf("after a rematch without findings: %+v %v, want no findings at vulndb revision 4", s, err)
+	}
 }
 
 // TestDecide: the input is completed with the stored scan (not modified),
