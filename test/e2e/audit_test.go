@@ -1,13 +1,10 @@
 package e2e_test
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,30 +14,6 @@ import (
 
 	"github.com/customs-dev/customs/test/e2e/harness"
 )
-
-// customsCLI runs the customs binary as the server's administrator and
-// returns its output and exit code.
-func customsCLI(t *testing.T, srv *harness.Server, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, harness.CustomsBinary(t), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
-		"CUSTOMS_USERNAME=" + srv.Username, "CUSTOMS_PASSWORD=" + srv.Password}
-	var out, errOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	default:
-		t.Fatalf("customs %s: %v", strings.Join(args, " "), err)
-	}
-	t.Logf("$ customs %s (exit %d)", strings.Join(args, " "), code)
-	return out.String(), errOut.String(), code
-}
 
 // auditEvent is the part of an audit event the test reads.
 type auditEvent struct {
@@ -81,7 +54,7 @@ func TestAuditTrail(t *testing.T) {
 	var events []auditEvent
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		out, errOut, code := customsCLI(t, srv, "audit", "query", "--server", srv.URL(), "--action", "artifact", "--project", "library", "--output", "json")
+		out, errOut, code := srv.CLI(t, "audit", "query", "--server", srv.URL(), "--action", "artifact", "--project", "library", "--output", "json")
 		if code != 0 {
 			t.Fatalf("audit query exited %d: %s", code, errOut)
 		}
@@ -109,21 +82,21 @@ func TestAuditTrail(t *testing.T) {
 		!strings.Contains(pull.UserAgent, "skopeo") {
 		t.Errorf("skopeo's pull event %+v", *pull)
 	}
-	table, _, code := customsCLI(t, srv, "audit", "query", "--server", srv.URL(), "--actor", "admin")
+	table, _, code := srv.CLI(t, "audit", "query", "--server", srv.URL(), "--actor", "admin")
 	if code != 0 || !strings.Contains(table, "artifact.push") || !strings.Contains(table, "ACTOR") {
 		t.Errorf("audit query table (exit %d):\n%s", code, table)
 	}
-	ok, _, code := customsCLI(t, srv, "audit", "verify", "--server", srv.URL())
+	ok, _, code := srv.CLI(t, "audit", "verify", "--server", srv.URL())
 	if code != 0 || !strings.Contains(ok, "intact") {
 		t.Fatalf("audit verify on the server exited %d: %s", code, ok)
 	}
-	export, _, code := customsCLI(t, srv, "audit", "export", "--server", srv.URL())
+	export, _, code := srv.CLI(t, "audit", "export", "--server", srv.URL())
 	if lines := strings.Count(export, "\n"); code != 0 || lines < 2 {
 		t.Errorf("audit export (exit %d) wrote %d lines", code, lines)
 	}
 
 	srv.Stop(t)
-	ok, errOut, code := customsCLI(t, srv, "audit", "verify", "--data-dir", srv.DataDir)
+	ok, errOut, code := srv.CLI(t, "audit", "verify", "--data-dir", srv.DataDir)
 	if code != 0 || !strings.Contains(ok, "intact") {
 		t.Fatalf("offline audit verify before tampering exited %d: %s%s", code, ok, errOut)
 	}
@@ -141,7 +114,7 @@ func TestAuditTrail(t *testing.T) {
 	}
 	db.Close()
 
-	out, errOut, code := customsCLI(t, srv, "audit", "verify", "--data-dir", srv.DataDir)
+	out, errOut, code := srv.CLI(t, "audit", "verify", "--data-dir", srv.DataDir)
 	if code == 0 {
 		t.Fatalf("audit verify passed after event %d was edited:\n%s", push.ID, out)
 	}

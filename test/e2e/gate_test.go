@@ -235,7 +235,7 @@ func TestGateSeed004(t *testing.T) {
 	noScan := opts
 	noScan.Env = []string{"CUSTOMS_SCAN_WORKERS=0"}
 	srv := harness.StartCustoms(t, noScan)
-	if out, errOut, code := customsCLI(t, srv, "vulndb", "import", "--data-dir", dataDir, "--name", "gate",
+	if out, errOut, code := srv.CLI(t, "vulndb", "import", "--data-dir", dataDir, "--name", "gate",
 		filepath.Join(repoRoot(), "test", "e2e", "testdata", "gate", "osv")); code != 0 {
 		t.Fatalf("vulndb import: exit %d\n%s%s", code, out, errOut)
 	}
@@ -329,7 +329,7 @@ func TestGateSeed004(t *testing.T) {
 	}
 	api := &apiclient.Client{BaseURL: srv.URL(), Username: srv.Username, Password: srv.Password,
 		HTTP: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
-	rep := waitReport(t, api, digest, nil)
+	rep := harness.WaitReport(t, api, digest)
 	want := []string{
 		"GATE-2026-0001 musl 1.1.20-r4: upgrade musl from 1.1.20-r4 to 1.1.20-r5 or later",
 		"GATE-2026-0002 busybox 1.29.3-r10: upgrade busybox from 1.29.3-r10 to 1.29.3-r11 or later",
@@ -485,7 +485,7 @@ spec:
 		remote.WithTransport(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}})); err != nil {
 		t.Fatal(err)
 	}
-	if r := waitReport(t, api, oddDigest.String(), nil); r.Status == report.StatusDone {
+	if r := harness.WaitReport(t, api, oddDigest.String()); r.Status == report.StatusDone {
 		t.Fatalf("a layer that is not a tar scanned done: %+v", r)
 	}
 	if out, errOut, code := ci.run(t, "gate", srv.Addr+"/gate/odd:1", "--threshold", "critical"); code != 1 || !strings.Contains(out, "scan") ||

@@ -18,26 +18,26 @@ func TestImageScanOnDemand(t *testing.T) {
 	harness.Tool(t, "crane")
 	dataDir := t.TempDir()
 	srv := harness.StartCustoms(t, harness.Options{DataDir: dataDir})
-	if out, errOut, code := customsCLI(t, srv, "vulndb", "import", "--data-dir", dataDir,
+	if out, errOut, code := srv.CLI(t, "vulndb", "import", "--data-dir", dataDir,
 		filepath.Join(repoRoot(), "testdata", "vulndata", "osv", "alpine-v3.9", "all.zip")); code != 0 {
 		t.Fatalf("vulndb import: exit %d\n%s%s", code, out, errOut)
 	}
 	srv.CreateProject(t, "library", false)
-	if out, errOut, code := customsCLI(t, srv, "project", "set-scan-on-push", "library", "--enabled=false", "--server", srv.URL()); code != 0 {
+	if out, errOut, code := srv.CLI(t, "project", "set-scan-on-push", "library", "--enabled=false", "--server", srv.URL()); code != 0 {
 		t.Fatalf("set-scan-on-push: exit %d\n%s%s", code, out, errOut)
 	}
 	c := harness.NewClient(t)
 	c.MustInput(t, srv.Password, "crane", "auth", "login", srv.Addr, "-u", srv.Username, "--password-stdin")
-	dir := alpineLayout(t, "ondemand")
+	dir := harness.AlpineLayout(t, "1.1.20-r4", "welcome ondemand")
 	d, _ := layoutManifest(t, dir)
 	c.Must(t, "crane", "push", "--insecure", dir, srv.Addr+"/library/alpine:3.9")
 
 	// Not scanned on push: there is no report to read yet.
-	if _, _, code := customsCLI(t, srv, "image", "report", "library/alpine@"+d, "--server", srv.URL()); code == 0 {
+	if _, _, code := srv.CLI(t, "image", "report", "library/alpine@"+d, "--server", srv.URL()); code == 0 {
 		t.Fatal("image report succeeded before any scan")
 	}
 
-	out, errOut, code := customsCLI(t, srv, "image", "scan", srv.Addr+"/library/alpine:3.9", "--server", srv.URL(),
+	out, errOut, code := srv.CLI(t, "image", "scan", srv.Addr+"/library/alpine:3.9", "--server", srv.URL(),
 		"--format", "json", "--fail-on", "unknown")
 	if code != 1 {
 		t.Fatalf("image scan --fail-on unknown: exit %d, want 1\n%s%s", code, out, errOut)
@@ -53,11 +53,11 @@ func TestImageScanOnDemand(t *testing.T) {
 		t.Errorf("image scan did not say the scan was queued:\n%s", errOut)
 	}
 
-	out, errOut, code = customsCLI(t, srv, "image", "report", "library/alpine@"+d, "--server", srv.URL())
+	out, errOut, code = srv.CLI(t, "image", "report", "library/alpine@"+d, "--server", srv.URL())
 	if code != 0 || !strings.Contains(out, "upgrade musl from 1.1.20-r4 to 1.1.20-r5 or later") {
 		t.Fatalf("image report: exit %d\n%s%s", code, out, errOut)
 	}
-	if _, errOut, code := customsCLI(t, srv, "image", "scan", "library/missing:1", "--server", srv.URL()); code == 0 {
+	if _, errOut, code := srv.CLI(t, "image", "scan", "library/missing:1", "--server", srv.URL()); code == 0 {
 		t.Fatalf("image scan of a missing image succeeded:\n%s", errOut)
 	}
 }

@@ -45,7 +45,7 @@ func TestPullDoorSeed000(t *testing.T) {
 		{"vulndb", "import", "--data-dir", dataDir, filepath.Join(repoRoot(), "testdata", "vulndata", "osv", "alpine-v3.9", "all.zip")},
 		{"vulndb", "import", "--data-dir", dataDir, "--name", "nvd", filepath.Join(repoRoot(), "test", "scancli", "testdata", "nvd-CVE-2019-14697.json")},
 	} {
-		if out, errOut, code := customsCLI(t, srv, args...); code != 0 {
+		if out, errOut, code := srv.CLI(t, args...); code != 0 {
 			t.Fatalf("customs %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
 		}
 	}
@@ -60,12 +60,12 @@ func TestPullDoorSeed000(t *testing.T) {
 	}
 
 	// The admin pushes the image and it is scanned on push.
-	kuard := alpineLayout(t, "kuard")
+	kuard := harness.AlpineLayout(t, "1.1.20-r4", "welcome kuard")
 	kuardDigest, _ := layoutManifest(t, kuard)
 	pusher := harness.NewClient(t)
 	pusher.MustInput(t, srv.Password, "crane", "auth", "login", srv.Addr, "-u", srv.Username, "--password-stdin")
 	pusher.Must(t, "crane", "push", "--insecure", kuard, srv.Addr+"/kuard/kuard-amd64:blue")
-	rep := waitReport(t, admin, kuardDigest, nil)
+	rep := harness.WaitReport(t, admin, kuardDigest)
 	critical := false
 	for _, f := range rep.Findings {
 		if f.AdvisoryID == "ALPINE-CVE-2019-14697" && f.Severity.Level.String() == "critical" {
@@ -80,13 +80,13 @@ func TestPullDoorSeed000(t *testing.T) {
 	if err := os.WriteFile(policyFile, []byte(kuardPolicyFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := customsCLI(t, srv, "policy", "diff", "--server", srv.URL(), "-f", policyFile); code != 1 || !strings.Contains(out, "+  name: project-kuard") {
+	if out, errOut, code := srv.CLI(t, "policy", "diff", "--server", srv.URL(), "-f", policyFile); code != 1 || !strings.Contains(out, "+  name: project-kuard") {
 		t.Fatalf("policy diff before apply: exit %d\n%s%s", code, out, errOut)
 	}
-	if out, errOut, code := customsCLI(t, srv, "policy", "apply", "--server", srv.URL(), "-f", policyFile); code != 0 || !strings.Contains(out, "policy project-kuard created") {
+	if out, errOut, code := srv.CLI(t, "policy", "apply", "--server", srv.URL(), "-f", policyFile); code != 0 || !strings.Contains(out, "policy project-kuard created") {
 		t.Fatalf("policy apply: exit %d\n%s%s", code, out, errOut)
 	}
-	if out, errOut, code := customsCLI(t, srv, "policy", "diff", "--server", srv.URL(), "-f", policyFile); code != 0 || out != "" {
+	if out, errOut, code := srv.CLI(t, "policy", "diff", "--server", srv.URL(), "-f", policyFile); code != 0 || out != "" {
 		t.Fatalf("policy diff after apply: exit %d\n%s%s", code, out, errOut)
 	}
 
@@ -119,26 +119,26 @@ func TestPullDoorSeed000(t *testing.T) {
 		t.Fatalf("the pusher's pull of the blocked image: %s", r)
 	}
 
-	if out, errOut, code := customsCLI(t, srv, "allowlist", "add", "CVE-2019-14697", "--server", srv.URL(),
+	if out, errOut, code := srv.CLI(t, "allowlist", "add", "CVE-2019-14697", "--server", srv.URL(),
 		"--project", "kuard", "--expires", "30d", "--reason", "test"); code != 0 {
 		t.Fatalf("allowlist add: exit %d\n%s%s", code, out, errOut)
 	}
 	if r := pull(reader); r.Err != nil {
 		t.Fatalf("pull after allowlist add: %s", r)
 	}
-	out, _, _ := customsCLI(t, srv, "allowlist", "list", "--server", srv.URL(), "--project", "kuard")
+	out, _, _ := srv.CLI(t, "allowlist", "list", "--server", srv.URL(), "--project", "kuard")
 	if !strings.Contains(out, "CVE-2019-14697") || !strings.Contains(out, "test") {
 		t.Fatalf("allowlist list:\n%s", out)
 	}
 
 	// An entry that expired no longer allows it.
-	if out, errOut, code := customsCLI(t, srv, "allowlist", "add", "CVE-2019-14697", "--server", srv.URL(),
+	if out, errOut, code := srv.CLI(t, "allowlist", "add", "CVE-2019-14697", "--server", srv.URL(),
 		"--project", "kuard", "--expires", "2s", "--reason", "short"); code != 0 {
 		t.Fatalf("allowlist add: exit %d\n%s%s", code, out, errOut)
 	}
 	time.Sleep(3 * time.Second)
 	refused("entry expired")
-	out, _, _ = customsCLI(t, srv, "allowlist", "list", "--server", srv.URL(), "--project", "kuard")
+	out, _, _ = srv.CLI(t, "allowlist", "list", "--server", srv.URL(), "--project", "kuard")
 	if !strings.Contains(out, "(expired)") {
 		t.Fatalf("allowlist list does not show the expired entry:\n%s", out)
 	}
@@ -146,15 +146,15 @@ func TestPullDoorSeed000(t *testing.T) {
 	// The policy as stored now: the allowlist entry is in it, with its
 	// history; a bad file is refused with its line; deleting the policy
 	// lets the image through.
-	out, _, _ = customsCLI(t, srv, "policy", "get", "project-kuard", "--server", srv.URL())
+	out, _, _ = srv.CLI(t, "policy", "get", "project-kuard", "--server", srv.URL())
 	if !strings.Contains(out, "id: CVE-2019-14697") || !strings.Contains(out, "reason: short") || !strings.Contains(out, "addedBy: admin") {
 		t.Fatalf("policy get:\n%s", out)
 	}
-	out, _, _ = customsCLI(t, srv, "policy", "get", "project-kuard", "--history", "--server", srv.URL())
+	out, _, _ = srv.CLI(t, "policy", "get", "project-kuard", "--history", "--server", srv.URL())
 	if n := strings.Count(out, "apply"); n != 3 {
 		t.Fatalf("policy get --history lists %d applies, want 3:\n%s", n, out)
 	}
-	out, _, _ = customsCLI(t, srv, "policy", "list", "--server", srv.URL())
+	out, _, _ = srv.CLI(t, "policy", "list", "--server", srv.URL())
 	if !strings.Contains(out, "project-kuard") || !strings.Contains(out, "kuard") {
 		t.Fatalf("policy list:\n%s", out)
 	}
@@ -162,11 +162,11 @@ func TestPullDoorSeed000(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(strings.Replace(kuardPolicyFile, "maxSeverity: high", "maxSeverity: severe", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := customsCLI(t, srv, "policy", "apply", "--server", srv.URL(), "-f", bad); code != 2 ||
+	if out, errOut, code := srv.CLI(t, "policy", "apply", "--server", srv.URL(), "-f", bad); code != 2 ||
 		!strings.Contains(errOut, "bad.yaml:10: spec.vulnerabilities.maxSeverity") {
 		t.Fatalf("policy apply of a bad file: exit %d\n%s%s", code, out, errOut)
 	}
-	if out, errOut, code := customsCLI(t, srv, "policy", "delete", "project-kuard", "--server", srv.URL()); code != 0 {
+	if out, errOut, code := srv.CLI(t, "policy", "delete", "project-kuard", "--server", srv.URL()); code != 0 {
 		t.Fatalf("policy delete: exit %d\n%s%s", code, out, errOut)
 	}
 	if r := pull(reader); r.Err != nil {

@@ -53,12 +53,12 @@ func testSBOMReferrer(t *testing.T, srv *harness.Server) {
 	c.Dir = t.TempDir()
 	c.MustInput(t, srv.Password, "crane", "auth", "login", srv.Addr, "-u", srv.Username, "--password-stdin")
 	c.MustInput(t, srv.Password, "oras", "login", "--plain-http", "-u", srv.Username, "--password-stdin", srv.Addr)
-	dir := alpineLayout(t, "sbom")
+	dir := harness.AlpineLayout(t, "1.1.20-r4", "welcome sbom")
 	d, _ := layoutManifest(t, dir)
 	ref := srv.Addr + "/library/alpine@" + d
 	c.Must(t, "crane", "push", "--insecure", dir, srv.Addr+"/library/alpine:3.9")
 	admin := &apiclient.Client{BaseURL: srv.URL(), Username: srv.Username, Password: srv.Password}
-	if r := waitReport(t, admin, d, nil); r.Status != report.StatusDone {
+	if r := harness.WaitReport(t, admin, d); r.Status != report.StatusDone {
 		t.Fatalf("report %s (%s), want done", r.Status, r.Reason)
 	}
 

@@ -3,12 +3,10 @@ package e2e_test
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,17 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/customs-dev/customs/internal/apiclient"
-	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/scan/report"
 	"github.com/customs-dev/customs/test/e2e/harness"
 )
@@ -128,81 +119,6 @@ func debianPackages(t *testing.T, dir string) map[string]dpkgPackage {
 	}
 }
 
-// alpineLayout writes an Alpine-style image (os-release alpine 3.9.6, musl
-// 1.1.20-r4 in the apk database) as an OCI layout and returns its path.
-func alpineLayout(t *testing.T, extra string) string {
-	t.Helper()
-	files := []string{
-		"etc/os-release", "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.9.6\nPRETTY_NAME=\"Alpine Linux v3.9\"\n",
-		"lib/apk/db/installed", "C:Q1vB4eLrQvK0p2mF3o1gq6x1o4Hm0=\nP:musl\nV:1.1.20-r4\nA:x86_64\no:musl\nF:lib\nR:ld-musl-x86_64.so.1\n\n",
-		"etc/motd", "welcome " + extra + "\n",
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for i := 0; i < len(files); i += 2 {
-		if err := tw.WriteHeader(&tar.Header{Name: files[i], Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[i+1])),
-			ModTime: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, files[i+1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
-		tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "alpine")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// waitReport polls the report of digest until it is final (done, failed
-// or unsupported) and accept says it is the one awaited.
-func waitReport(t *testing.T, c *apiclient.Client, digest string, accept func(*report.Report) bool) *report.Report {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	var last *report.Report
-	var lastErr error
-	for time.Now().Before(deadline) {
-		r, err := c.ScanReport(context.Background(), digest)
-		last, lastErr = r, err
-		if err == nil && r.Status.Final() && (accept == nil || accept(r)) {
-			return r
-		}
-		if err != nil && !apperr.Is(err, apperr.ENOTFOUND) {
-			t.Fatalf("GET /api/v1/scans/%s: %v", digest, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("report of %s not ready in 3 minutes: last %+v, %v", digest, last, lastErr)
-	return nil
-}
-
 // metricValue returns the value of the sample of name whose labels
 // include labels ("kind=\"layer\""), from the server's /metrics.
 func metricValue(t *testing.T, srv *harness.Server, name, labels string) float64 {
@@ -273,7 +189,7 @@ func TestScanOnPush(t *testing.T) {
 		{"vulndb", "import", "--data-dir", dataDir, "--name", "debian-test", osvDir},
 		{"vulndb", "import", "--data-dir", dataDir, filepath.Join(repoRoot(), "testdata", "vulndata", "osv", "alpine-v3.9", "all.zip")},
 	} {
-		if out, errOut, code := customsCLI(t, srv, args...); code != 0 {
+		if out, errOut, code := srv.CLI(t, args...); code != 0 {
 			t.Fatalf("customs %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
 		}
 	}
@@ -284,7 +200,7 @@ func TestScanOnPush(t *testing.T) {
 	c.Must(t, "skopeo", "--insecure-policy", "copy", "--preserve-digests", "--dest-tls-verify=false",
 		"oci:"+src+":bookworm", "docker://"+srv.Addr+"/library/debian:bookworm")
 
-	deb := waitReport(t, admin, debDigest, nil)
+	deb := harness.WaitReport(t, admin, debDigest)
 	if deb.Status != report.StatusDone {
 		t.Fatalf("Debian report: %s (%s)", deb.Status, deb.Reason)
 	}
@@ -324,11 +240,11 @@ func TestScanOnPush(t *testing.T) {
 	}
 
 	// The Alpine-style image, generated here and pushed with crane.
-	alpine := alpineLayout(t, "e2e")
+	alpine := harness.AlpineLayout(t, "1.1.20-r4", "welcome e2e")
 	alpineDigest, _ := layoutManifest(t, alpine)
 	c.MustInput(t, srv.Password, "crane", "auth", "login", srv.Addr, "-u", srv.Username, "--password-stdin")
 	c.Must(t, "crane", "push", "--insecure", alpine, srv.Addr+"/library/alpine:3.9")
-	alp := waitReport(t, admin, alpineDigest, nil)
+	alp := harness.WaitReport(t, admin, alpineDigest)
 	if alp.Status != report.StatusDone || alp.Distro == nil || alp.Distro.ID != "alpine" {
 		t.Fatalf("Alpine report: %s (%s), distro %+v", alp.Status, alp.Reason, alp.Distro)
 	}
@@ -368,12 +284,12 @@ func TestScanOnPush(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(osvDir, "DEBIAN-CVE-2099-0005.json"), []byte(newDebianRecord), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := customsCLI(t, srv, "vulndb", "import", "--data-dir", dataDir, "--name", "debian-test", osvDir); code != 0 {
+	if out, errOut, code := srv.CLI(t, "vulndb", "import", "--data-dir", dataDir, "--name", "debian-test", osvDir); code != 0 {
 		t.Fatalf("customs vulndb import: exit %d\n%s%s", code, out, errOut)
 	}
 	gz := pkgs["gzip"]
 	wantNew := fmt.Sprintf("DEBIAN-CVE-2099-0005 gzip %s: upgrade gzip from %s to 1.12-2 or later", gz.version, gz.version)
-	deb2 := waitReport(t, admin, debDigest, func(r *report.Report) bool { return slices.Contains(findingsOf(r), wantNew) })
+	deb2 := harness.WaitReportWhere(t, admin, debDigest, func(r *report.Report) bool { return slices.Contains(findingsOf(r), wantNew) })
 	if got := findingsOf(deb2); len(got) != len(want)+1 {
 		t.Errorf("findings after the import: %v", got)
 	}
@@ -401,7 +317,7 @@ func TestScanQueueSurvivesRestart(t *testing.T) {
 	c.MustInput(t, srv.Password, "crane", "auth", "login", srv.Addr, "-u", srv.Username, "--password-stdin")
 	var digests []string
 	for i := range 3 {
-		dir := alpineLayout(t, strconv.Itoa(i))
+		dir := harness.AlpineLayout(t, "1.1.20-r4", "welcome "+strconv.Itoa(i))
 		d, _ := layoutManifest(t, dir)
 		digests = append(digests, d)
 		c.Must(t, "crane", "push", "--insecure", dir, fmt.Sprintf("%s/library/alpine:v%d", srv.Addr, i))
@@ -421,7 +337,7 @@ func TestScanQueueSurvivesRestart(t *testing.T) {
 	srv = harness.StartCustoms(t, harness.Options{DataDir: dataDir, Password: srv.Password})
 	admin = &apiclient.Client{BaseURL: srv.URL(), Username: srv.Username, Password: srv.Password}
 	for _, d := range digests {
-		if r := waitReport(t, admin, d, nil); r.Status != report.StatusDone || r.Packages != 1 {
+		if r := harness.WaitReport(t, admin, d); r.Status != report.StatusDone || r.Packages != 1 {
 			t.Errorf("report of %s after the restart: %s (%s), %d packages", d, r.Status, r.Reason, r.Packages)
 		}
 	}

@@ -126,7 +126,7 @@ func newSeed001(t *testing.T, opts harness.Options) *seed001 {
 		opts.DataDir = t.TempDir()
 	}
 	srv := harness.StartCustoms(t, opts)
-	if out, errOut, code := customsCLI(t, srv, "vulndb", "import", "--data-dir", opts.DataDir, "--name", "seed001",
+	if out, errOut, code := srv.CLI(t, "vulndb", "import", "--data-dir", opts.DataDir, "--name", "seed001",
 		filepath.Join(repoRoot(), "test", "e2e", "testdata", "seed001")); code != 0 {
 		t.Fatalf("vulndb import: exit %d\n%s%s", code, out, errOut)
 	}
@@ -188,7 +188,7 @@ func (s *seed001) pulls(t *testing.T, ref string) {
 // projectSet runs customs project set testproject ARGS.
 func (s *seed001) projectSet(t *testing.T, args ...string) string {
 	t.Helper()
-	out, errOut, code := customsCLI(t, s.srv, append([]string{"project", "set", "testproject", "--server", s.srv.URL()}, args...)...)
+	out, errOut, code := s.srv.CLI(t, append([]string{"project", "set", "testproject", "--server", s.srv.URL()}, args...)...)
 	if code != 0 {
 		t.Fatalf("customs project set %v: exit %d\n%s%s", args, code, out, errOut)
 	}
@@ -198,7 +198,7 @@ func (s *seed001) projectSet(t *testing.T, args ...string) string {
 // eval runs customs policy eval and returns its output and exit code.
 func (s *seed001) eval(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	return customsCLI(t, s.srv, append([]string{"policy", "eval", "--server", s.srv.URL()}, args...)...)
+	return s.srv.CLI(t, append([]string{"policy", "eval", "--server", s.srv.URL()}, args...)...)
 }
 
 // TestSeed001 is seed 001 end to end with skopeo: the project setting
@@ -312,19 +312,19 @@ spec:
 
 	// The system allowlist lets the high finding through everywhere the
 	// project lets it apply; removing the entry refuses again.
-	if out, errOut, code := customsCLI(t, s.srv, "allowlist", "add", "CUSTOMS-TEST-0003", "--system", "--server", s.srv.URL(),
+	if out, errOut, code := s.srv.CLI(t, "allowlist", "add", "CUSTOMS-TEST-0003", "--system", "--server", s.srv.URL(),
 		"--expires", "30d", "--reason", "seed 001 test"); code != 0 || !strings.Contains(out, "the system allowlist") {
 		t.Fatalf("allowlist add --system: exit %d\n%s%s", code, out, errOut)
 	}
 	s.pulls(t, "testproject/elasticsearch:latest")
-	if out, _, _ := customsCLI(t, s.srv, "allowlist", "list", "--system", "--server", s.srv.URL()); !strings.Contains(out, "CUSTOMS-TEST-0003") || !strings.Contains(out, "seed 001 test") {
+	if out, _, _ := s.srv.CLI(t, "allowlist", "list", "--system", "--server", s.srv.URL()); !strings.Contains(out, "CUSTOMS-TEST-0003") || !strings.Contains(out, "seed 001 test") {
 		t.Fatalf("allowlist list --system:\n%s", out)
 	}
 	s.projectSet(t, "--use-system-allowlist=false")
 	s.refused(t, "testproject/elasticsearch:latest", "CUSTOMS-TEST-0003")
 	s.projectSet(t, "--use-system-allowlist")
 	s.pulls(t, "testproject/elasticsearch:latest")
-	if out, errOut, code := customsCLI(t, s.srv, "allowlist", "remove", "CUSTOMS-TEST-0003", "--system", "--server", s.srv.URL()); code != 0 {
+	if out, errOut, code := s.srv.CLI(t, "allowlist", "remove", "CUSTOMS-TEST-0003", "--system", "--server", s.srv.URL()); code != 0 {
 		t.Fatalf("allowlist remove --system: exit %d\n%s%s", code, out, errOut)
 	}
 	s.refused(t, "testproject/elasticsearch:latest", "CUSTOMS-TEST-0003")
@@ -336,12 +336,12 @@ spec:
 
 	// Every change is audited.
 	for _, action := range []string{"project.update", "system_allowlist.add", "system_allowlist.remove"} {
-		out, errOut, code := customsCLI(t, s.srv, "audit", "query", "--server", s.srv.URL(), "--action", action, "--output", "json")
+		out, errOut, code := s.srv.CLI(t, "audit", "query", "--server", s.srv.URL(), "--action", action, "--output", "json")
 		if code != 0 || !strings.Contains(out, action) {
 			t.Fatalf("audit query --action %s: exit %d\n%s%s", action, code, out, errOut)
 		}
 	}
-	out, _, _ = customsCLI(t, s.srv, "audit", "query", "--server", s.srv.URL(), "--action", "project.update", "--output", "json")
+	out, _, _ = s.srv.CLI(t, "audit", "query", "--server", s.srv.URL(), "--action", "project.update", "--output", "json")
 	if !strings.Contains(out, `"severity":"high"`) && !strings.Contains(out, `"severity": "high"`) {
 		t.Fatalf("the project update's audit event does not carry the severity:\n%s", out)
 	}

@@ -103,12 +103,21 @@ func LayoutDigest(t testing.TB, dir string) string {
 // failed or unsupported), for at most 3 minutes.
 func WaitReport(t testing.TB, c *apiclient.Client, digest string) *report.Report {
 	t.Helper()
+	return WaitReportWhere(t, c, digest, nil)
+}
+
+// WaitReportWhere is WaitReport that also waits until accept (when not
+// nil) says the final report is the one awaited, e.g. one matched again
+// after a vulnerability database update.
+func WaitReportWhere(t testing.TB, c *apiclient.Client, digest string, accept func(*report.Report) bool) *report.Report {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
+	var last *report.Report
 	var lastErr error
 	for time.Now().Before(deadline) {
 		r, err := c.ScanReport(context.Background(), digest)
-		lastErr = err
-		if err == nil && r.Status.Final() {
+		last, lastErr = r, err
+		if err == nil && r.Status.Final() && (accept == nil || accept(r)) {
 			return r
 		}
 		if err != nil && !apperr.Is(err, apperr.ENOTFOUND) {
@@ -116,7 +125,7 @@ func WaitReport(t testing.TB, c *apiclient.Client, digest string) *report.Report
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("report of %s not final in 3 minutes: %v", digest, lastErr)
+	t.Fatalf("report of %s not ready in 3 minutes: last %+v, %v", digest, last, lastErr)
 	return nil
 }
 
