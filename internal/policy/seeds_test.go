@@ -285,6 +285,10 @@ func TestSeed004(t *testing.T) {
 		if d.Allowed() != tc.pass {
 			t.Errorf("threshold %s: allowed %v, want %v: %s", tc.threshold, d.Allowed(), tc.pass, d.Message())
 		}
+		want := `The severity of vulnerability of the image: "high" is equal or higher than the threshold of customs gate --threshold ` + tc.threshold + `: "` + tc.threshold + `".`
+		if !tc.pass && !strings.HasPrefix(d.Message(), want) {
+			t.Errorf("threshold %s: message %q, want it to start with %q", tc.threshold, d.Message(), want)
+		}
 	}
 	p, _ := ThresholdPolicy("high")
 	d := eval(t, compile(t, Config{}, p), &Input{Image: in.Image, Scan: &ScanSummary{Status: ScanRunning}})

@@ -117,6 +117,9 @@ func (e *Engine) evalVulnerabilities(st *evalState, c *compiled) *Violation {
 	r := c.vuln
 	scan := st.in.Scan
 	where := func() string {
+		if of := c.p.Metadata.Annotations[AnnotationThresholdOf]; of != "" {
+			return "of " + of
+		}
 		if c.project {
 			return "in project setting"
 		}
