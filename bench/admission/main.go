@@ -101,6 +101,9 @@ type target struct {
 	want   []bool
 	// allowed reads the answer's verdict.
 	allowed func([]byte) (bool, error)
+	// protoMajor is the HTTP major version every answer must come in
+	// (1 or 2).
+	protoMajor int
 }
 
 func imageReviewAllowed(b []byte) (bool, error) {
@@ -155,6 +158,9 @@ func run(ctx context.Context, t target, c int, d time.Duration, cpu func() time.
 		}
 		if resp.StatusCode != http.StatusOK {
 			return 0, fmt.Errorf("%s: %s: %.300s", t.label, resp.Status, body)
+		}
+		if resp.ProtoMajor != t.protoMajor {
+			return 0, fmt.Errorf("%s: answered over %s, want HTTP/%d", t.label, resp.Proto, t.protoMajor)
 		}
 		ok, err := t.allowed(body)
 		if err != nil {
@@ -397,25 +403,28 @@ func mainErr(customsBin, opaBin string, d time.Duration, concs, out string) erro
 		ars = append(ars, admissionReview(img.ref, i))
 		want = append(want, img.allowed)
 	}
-	mkClient := func(c int, tlsCfg *tls.Config) *http.Client {
+	mkClient := func(c int, tlsCfg *tls.Config, h2 bool) *http.Client {
 		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg,
-			MaxIdleConns: c * 2, MaxIdleConnsPerHost: c * 2, ForceAttemptHTTP2: false}}
+			MaxIdleConns: c * 2, MaxIdleConnsPerHost: c * 2, ForceAttemptHTTP2: h2}}
 	}
 	var results []result
 	for _, c := range cs {
 		tlsCfg := &tls.Config{RootCAs: pool}
+		// The API server's webhook client speaks HTTP/2 to a TLS webhook
+		// that offers it; both are measured.
 		targets := []target{
-			{label: "customs AdmissionReview (validate, TLS)", url: "https://" + admAddr + "/validate?timeout=5s", client: mkClient(c, tlsCfg), bodies: ars, want: want, allowed: admissionAllowed},
-			{label: "customs ImageReview (TLS)", url: "https://" + admAddr + "/imagereview", client: mkClient(c, tlsCfg), bodies: irs, want: want, allowed: imageReviewAllowed},
-			{label: "OPA ImageReview (Rego, plain HTTP)", url: "http://" + opaAddr + "/v0/data/io/k8s/image_policy/verify", client: mkClient(c, nil), bodies: irs, want: want, allowed: imageReviewAllowed},
+			{label: "customs AdmissionReview (validate, TLS, HTTP/1.1)", url: "https://" + admAddr + "/validate?timeout=5s", client: mkClient(c, tlsCfg, false), bodies: ars, want: want, allowed: admissionAllowed, protoMajor: 1},
+			{label: "customs AdmissionReview (validate, TLS, HTTP/2)", url: "https://" + admAddr + "/validate?timeout=5s", client: mkClient(c, tlsCfg.Clone(), true), bodies: ars, want: want, allowed: admissionAllowed, protoMajor: 2},
+			{label: "customs ImageReview (TLS, HTTP/1.1)", url: "https://" + admAddr + "/imagereview", client: mkClient(c, tlsCfg.Clone(), false), bodies: irs, want: want, allowed: imageReviewAllowed, protoMajor: 1},
+			{label: "OPA ImageReview (Rego, plain HTTP/1.1)", url: "http://" + opaAddr + "/v0/data/io/k8s/image_policy/verify", client: mkClient(c, nil, false), bodies: irs, want: want, allowed: imageReviewAllowed, protoMajor: 1},
 		}
-		pids := []int{cust.cmd.Process.Pid, cust.cmd.Process.Pid, opa.cmd.Process.Pid}
+		pids := []int{cust.cmd.Process.Pid, cust.cmd.Process.Pid, cust.cmd.Process.Pid, opa.cmd.Process.Pid}
 		for i, t := range targets {
 			r, err := run(ctx, t, c, d, procCPU(pids[i]))
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "%-42s c=%-3d %8.0f req/s  p50 %8s  p99 %8s\n", r.label, c, r.rps(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
+			fmt.Fprintf(os.Stderr, "%-50s c=%-3d %8.0f req/s  p50 %8s  p99 %8s\n", r.label, c, r.rps(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
 			results = append(results, r)
 			t.client.CloseIdleConnections()
 		}

@@ -75,9 +75,16 @@ func DecodeImageReview(body []byte) (*imagepolicyv1alpha1.ImageReview, error) {
 	return &r, nil
 }
 
+// decodeOne decodes body, one JSON value, into into. json.Unmarshal
+// accepts exactly what the Decoder below accepts (one value, whitespace
+// around it) without copying the body into a buffer; only a body it
+// refuses is read again, for the Decoder's clearer error.
 func decodeOne(body []byte, into any) error {
 	if len(body) > MaxBodyBytes {
 		return fmt.Errorf("body is %d bytes, more than %d", len(body), MaxBodyBytes)
+	}
+	if json.Unmarshal(body, into) == nil {
+		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(into); err != nil {
