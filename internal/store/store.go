@@ -386,6 +386,7 @@ type Store interface {
 	LayerCacheStore
 	PolicyStore
 	SystemAllowlistStore
+	WorkloadAuditStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

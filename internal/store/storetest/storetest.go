@@ -51,6 +51,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"system allowlist", allowlistTests},
 		{"manifests with a blob", blobRefTests},
 		{"scan report data", scanReportDataTests},
+		{"workload audit", workloadAuditTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
