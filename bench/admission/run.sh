@@ -12,7 +12,10 @@ cd "$(dirname "$0")/../.."
 opa_version=$(go list -m -f '{{.Version}}' github.com/open-policy-agent/opa)
 bin="${CUSTOMS_TEST_CACHE:-$HOME/.cache/customs-test}/bin"
 mkdir -p "$bin"
-if ! "$bin/opa" version 2>/dev/null | grep -qF "${opa_version#v}"; then
+# (The version is read into a variable first: grep -q closing the pipe
+# early would fail the pipeline under pipefail and reinstall every run.)
+have=$("$bin/opa" version 2>/dev/null || true)
+if ! grep -qF "${opa_version#v}" <<<"$have"; then
 	echo "installing opa $opa_version into $bin" >&2
 	GOBIN="$bin" GOFLAGS= go install "github.com/open-policy-agent/opa@$opa_version"
 fi
