@@ -177,11 +177,7 @@ func (w *Webhook) prepare(ctx context.Context, req *admissionv1.AdmissionRequest
 			kept = append(kept, u)
 		}
 	}
-	env, _, lerr := w.opts.Environments.Of(ctx, req.Namespace)
-	if lerr != nil {
-		w.opts.Logger.Warn("admission: namespace labels not read; the environment mapping applies", "namespace", req.Namespace, "err", lerr)
-	}
-	return prepared{uses: kept, uc: useContext{namespace: req.Namespace, environment: env, annotations: imagePolicyAnnotations(annotations)}}, false
+	return prepared{uses: kept, uc: w.useContext(ctx, req.Namespace, annotations)}, false
 }
 
 // beingDeleted reports whether raw is an object with a deletionTimestamp.
@@ -369,16 +365,11 @@ func (w *Webhook) ReviewImages(ctx context.Context, timeout time.Duration, revie
 		out.Status.AuditAnnotations = map[string]string{"outcome": "exempt", "exempt-by": by}
 		return out
 	}
-	ann := imagePolicyAnnotations(review.Spec.Annotations)
-	env, _, lerr := w.opts.Environments.Of(ctx, ns)
-	if lerr != nil {
-		w.opts.Logger.Warn("admission: namespace labels not read; the environment mapping applies", "namespace", ns, "err", lerr)
-	}
 	uses := make([]ImageUse, len(review.Spec.Containers))
 	for i, c := range review.Spec.Containers {
 		uses[i] = ImageUse{Field: fmt.Sprintf("spec.containers[%d].image", i), Role: "container", Image: c.Image}
 	}
-	uc := useContext{namespace: ns, environment: env, annotations: ann}
+	uc := w.useContext(ctx, ns, review.Spec.Annotations)
 	ds := w.decideAll(ctx, uses, uc)
 	outcome := "allowed"
 	object := "a pod"

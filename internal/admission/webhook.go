@@ -108,16 +108,21 @@ func (d *ImageDecision) where() string {
 
 // Text is the one-image part of a message: where, the image, and why.
 func (d *ImageDecision) Text() string {
-	head := fmt.Sprintf("%s: image %q", d.where(), d.Use.Image)
+	return fmt.Sprintf("%s: image %q: %s", d.where(), d.Use.Image, d.Reason())
+}
+
+// Reason is why the image is refused ("Forbidden: …"), or the decision's
+// message when it is not: the policy, the rule and the details.
+func (d *ImageDecision) Reason() string {
 	switch {
 	case d.Err != nil:
-		return fmt.Sprintf("%s: Forbidden: %v", head, d.Err)
+		return fmt.Sprintf("Forbidden: %v", d.Err)
 	case d.Decision.Default && !d.Decision.Allowed():
-		return fmt.Sprintf("%s: Forbidden: no matching image policy: %s", head, d.Decision.Message())
+		return "Forbidden: no matching image policy: " + d.Decision.Message()
 	case d.Decision.Outcome == policy.Denied:
-		return fmt.Sprintf("%s: Forbidden: %s", head, d.Decision.Message())
+		return "Forbidden: " + d.Decision.Message()
 	}
-	return fmt.Sprintf("%s: %s", head, d.Decision.Message())
+	return d.Decision.Message()
 }
 
 // useContext is where a set of images is used.
