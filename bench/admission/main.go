@@ -394,6 +394,31 @@ func mainErr(customsBin, opaBin string, d time.Duration, concs, out string) erro
 	}); err != nil {
 		return err
 	}
+	// And OPA serving the same over TLS with customs' admission
+	// certificate, so that both pay for TLS in one pair of rows.
+	opaTLSPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	opaTLSAddr := fmt.Sprintf("127.0.0.1:%d", opaTLSPort)
+	tlsDir := filepath.Join(dataDir, "admission-tls")
+	opaTLS, err := start(dir, "opa-tls", opaBin, nil, "run", "--server", "--addr", opaTLSAddr, "--log-level", "error",
+		"--tls-cert-file", filepath.Join(tlsDir, "tls.crt"), "--tls-private-key-file", filepath.Join(tlsDir, "tls.key"), regoFile)
+	if err != nil {
+		return err
+	}
+	defer opaTLS.stop()
+	healthClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if err := waitFor(ctx, "opa (TLS)", 30*time.Second, func() error {
+		resp, err := healthClient.Get("https://" + opaTLSAddr + "/health")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}); err != nil {
+		return err
+	}
 	opaVersion, _ := exec.Command(opaBin, "version").Output()
 
 	var irs, ars [][]byte
@@ -416,9 +441,10 @@ func mainErr(customsBin, opaBin string, d time.Duration, concs, out string) erro
 			{label: "customs AdmissionReview (validate, TLS, HTTP/1.1)", url: "https://" + admAddr + "/validate?timeout=5s", client: mkClient(c, tlsCfg, false), bodies: ars, want: want, allowed: admissionAllowed, protoMajor: 1},
 			{label: "customs AdmissionReview (validate, TLS, HTTP/2)", url: "https://" + admAddr + "/validate?timeout=5s", client: mkClient(c, tlsCfg.Clone(), true), bodies: ars, want: want, allowed: admissionAllowed, protoMajor: 2},
 			{label: "customs ImageReview (TLS, HTTP/1.1)", url: "https://" + admAddr + "/imagereview", client: mkClient(c, tlsCfg.Clone(), false), bodies: irs, want: want, allowed: imageReviewAllowed, protoMajor: 1},
+			{label: "OPA ImageReview (Rego, TLS, HTTP/1.1)", url: "https://" + opaTLSAddr + "/v0/data/io/k8s/image_policy/verify", client: mkClient(c, tlsCfg.Clone(), false), bodies: irs, want: want, allowed: imageReviewAllowed, protoMajor: 1},
 			{label: "OPA ImageReview (Rego, plain HTTP/1.1)", url: "http://" + opaAddr + "/v0/data/io/k8s/image_policy/verify", client: mkClient(c, nil, false), bodies: irs, want: want, allowed: imageReviewAllowed, protoMajor: 1},
 		}
-		pids := []int{cust.cmd.Process.Pid, cust.cmd.Process.Pid, cust.cmd.Process.Pid, opa.cmd.Process.Pid}
+		pids := []int{cust.cmd.Process.Pid, cust.cmd.Process.Pid, cust.cmd.Process.Pid, opaTLS.cmd.Process.Pid, opa.cmd.Process.Pid}
 		for i, t := range targets {
 			r, err := run(ctx, t, c, d, procCPU(pids[i]))
 			if err != nil {
