@@ -88,6 +88,9 @@ type Options struct {
 	// Evaluators, if its Registry is not nil, serves POST
 	// /api/v1/policies/evaluate (the what-if view).
 	Evaluators Evaluators
+	// Workloads, if not nil, serves GET /api/v1/workloads/refused (the last
+	// audit of running workloads).
+	Workloads store.WorkloadAuditStore
 }
 
 // maxBody caps JSON request bodies.
@@ -140,6 +143,9 @@ func New(opts Options) http.Handler {
 	}
 	if opts.Evaluators.Registry != nil {
 		h.evaluateRoutes(mux)
+	}
+	if opts.Workloads != nil {
+		h.workloadRoutes(mux)
 	}
 	mux.Handle("/api/", h.wrap(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 		return apperr.Errorf(apperr.ENOTFOUND, "no API endpoint %s %s", r.Method, r.URL.Path)

@@ -140,7 +140,9 @@ func newFullEnv(t *testing.T) *fullEnv {
 		Evaluators: api.Evaluators{Tags: db,
 			Registry: decide.New(decide.Options{Store: db, Allowlists: db, Config: policy.Config{Default: policy.Allowed},
 				Select: func(p *policy.Policy) bool { return len(p.Spec.Scope.Projects) > 0 }}),
-			Runtime: decide.New(decide.Options{Store: db, Allowlists: db})}})
+			Runtime: decide.New(decide.Options{Store: db, Allowlists: db})},
+		Workloads: db})
+	seedWorkloadAudit(t, db)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	return &fullEnv{url: srv.URL, handler: handler, db: db, audit: aw, scanner: sc, digest: self}
@@ -571,6 +573,9 @@ func TestOpenAPIResponses(t *testing.T) {
 		{name: "remove system allowlist entry", method: "DELETE", path: "/api/v1/system/allowlist/{id}",
 			params: map[string]string{"id": "CVE-2023-0001"}, user: a, pw: apw, want: 200},
 
+		{name: "refused workloads", method: "GET", path: "/api/v1/workloads/refused", user: a, pw: apw, want: 200},
+		{name: "refused workloads as bob", method: "GET", path: "/api/v1/workloads/refused", user: b, pw: bpw, want: 403},
+
 		{name: "change own password", method: "PUT", path: "/api/v1/users/{user}/password", params: map[string]string{"user": b}, user: b, pw: bpw,
 			body: api.ChangePasswordRequest{OldPassword: bpw, NewPassword: "bob-password-2"}, want: 204},
 		{name: "unknown field", method: "PATCH", path: "/api/v1/users/{user}", params: map[string]string{"user": b}, user: a, pw: apw,
@@ -759,5 +764,28 @@ func TestOpenAPIErrorSchemaIsErrorBody(t *testing.T) {
 	slices.Sort(fields)
 	if got := slices.Sorted(maps.Keys(detail.Properties)); !reflect.DeepEqual(got, fields) {
 		t.Errorf("Error.error has %v; api.ErrorBody writes %v", got, fields)
+	}
+}
+
+// seedWorkloadAudit stores a workload audit with a refused and a warned
+// container, as package workloadaudit would.
+func seedWorkloadAudit(t *testing.T, db store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.ClaimWorkloadAudit(ctx, "seed", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	err := db.PutWorkloadAudit(ctx, &store.WorkloadAudit{Owner: "seed", Trigger: "policy", Started: now, Finished: now,
+		PolicyRevision: 2, Pods: 2, Containers: 2, Images: 2, Findings: []store.WorkloadFinding{
+			{Namespace: "production", Pod: "kuard", Container: "kuard", Kind: "container", Image: "gcr.io/kuar-demo/kuard-amd64:blue",
+				Outcome: "refused", Reason: "Forbidden: no matching image policy: no policy applies"},
+			{Namespace: "dev", Pod: "web", Container: "web", Kind: "container", Image: "nginx:latest",
+				Digest: "sha256:" + strings.Repeat("a", 64), Outcome: "warned", Reason: "the latest tag is discouraged"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ReleaseWorkloadAudit(ctx, "seed"); err != nil {
+		t.Fatal(err)
 	}
 }
