@@ -48,6 +48,20 @@ type Admission struct {
 	ResolveTimeout Duration `yaml:"resolveTimeout"`
 	// Cache holds the decision and resolution cache's lifetimes.
 	Cache AdmissionCache `yaml:"cache"`
+	// WorkloadAudit configures the periodic audit of running workloads
+	// (with cluster credentials; docs/admission.md).
+	WorkloadAudit AdmissionWorkloadAudit `yaml:"workloadAudit"`
+}
+
+// AdmissionWorkloadAudit configures the audit of the workloads running in
+// the cluster (package workloadaudit).
+type AdmissionWorkloadAudit struct {
+	// Interval is how old the last result may grow before the audit runs
+	// again; 0 turns the audit off.
+	Interval Duration `yaml:"interval"`
+	// Debounce is how long after the policy or vulnerability revision
+	// changed the audit waits for further changes before it runs.
+	Debounce Duration `yaml:"debounce"`
 }
 
 // AdmissionTLS names PEM files.
@@ -75,6 +89,7 @@ func defaultAdmission() Admission {
 		ExemptNamespaces: append([]string(nil), DefaultAdmissionExempt...),
 		ResolveTimeout:   Duration(2 * time.Second),
 		Cache:            AdmissionCache{AllowTTL: Duration(time.Minute), DenyTTL: Duration(10 * time.Second)},
+		WorkloadAudit:    AdmissionWorkloadAudit{Interval: Duration(time.Hour), Debounce: Duration(2 * time.Second)},
 	}
 }
 
@@ -175,6 +190,12 @@ func (c *Config) validateAdmission(bad func(key, format string, args ...any)) {
 	}
 	if a.Cache.DenyTTL <= 0 || a.Cache.DenyTTL > Duration(time.Hour) {
 		bad("admission.cache.denyTTL", "must be more than 0 and at most 1h, got %s", a.Cache.DenyTTL)
+	}
+	if iv := a.WorkloadAudit.Interval; iv != 0 && (iv < Duration(10*time.Second) || iv > Duration(7*24*time.Hour)) {
+		bad("admission.workloadAudit.interval", "must be 0 (no audit of running workloads) or between 10s and 168h, got %s", iv)
+	}
+	if d := a.WorkloadAudit.Debounce; d < Duration(100*time.Millisecond) || d > Duration(5*time.Minute) {
+		bad("admission.workloadAudit.debounce", "must be between 100ms and 5m, got %s", d)
 	}
 }
 

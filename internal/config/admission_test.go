@@ -69,6 +69,9 @@ func TestAdmissionKeys(t *testing.T) {
 		{"slow resolve", func(a *Admission) { a.ResolveTimeout = Duration(time.Minute) }, "admission.resolveTimeout:"},
 		{"zero deny ttl", func(a *Admission) { a.Cache.DenyTTL = 0 }, "admission.cache.denyTTL:"},
 		{"no label", func(a *Admission) { a.EnvironmentLabel = "" }, "admission.environmentLabel:"},
+		{"workload audit too often", func(a *Admission) { a.WorkloadAudit.Interval = Duration(time.Second) }, "admission.workloadAudit.interval:"},
+		{"negative workload audit interval", func(a *Admission) { a.WorkloadAudit.Interval = Duration(-time.Hour) }, "admission.workloadAudit.interval:"},
+		{"no debounce", func(a *Admission) { a.WorkloadAudit.Debounce = 0 }, "admission.workloadAudit.debounce:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
