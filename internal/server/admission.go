@@ -22,8 +22,10 @@ type admissionListener struct {
 	srv    *http.Server
 	addr   net.Addr
 	caFile string // the generated CA; "" with given certificate files
-	errc   chan error
-	stop   context.CancelFunc // stops the certificate renewal loop
+	// webhook answers the reviews (and the audit of running workloads).
+	webhook *admission.Webhook
+	errc    chan error
+	stop    context.CancelFunc // stops the certificate renewal loop
 }
 
 // registryHosts returns the configured registry hosts, or the defaults:
@@ -92,7 +94,7 @@ func (s *Server) startAdmission(ctx context.Context, registry net.Addr) (*admiss
 	}
 	logger := s.logger.With("component", "admission")
 	certFile, keyFile := a.TLS.Cert, a.TLS.Key
-	al := &admissionListener{errc: make(chan error, 1)}
+	al := &admissionListener{errc: make(chan error, 1), webhook: wh}
 	renewCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	al.stop = stop
 	if certFile == "" {

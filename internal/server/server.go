@@ -294,7 +294,8 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.Handle("/api/", api.New(api.Options{Store: s.Store, Auth: s.Auth, Logger: s.logger, Version: s.version,
 		Recorder: s.Audit, AuditLog: s.Store, Vulndb: s.Vulndb, Scans: s.Scanner, ScanStore: s.Store, Policies: s.Store, Allowlists: s.Store,
-		Evaluators: api.Evaluators{Registry: s.pullDoor, Hosts: s.ownHosts(), Runtime: s.RuntimeDecider, Tags: s.Store}}))
+		Evaluators: api.Evaluators{Registry: s.pullDoor, Hosts: s.ownHosts(), Runtime: s.RuntimeDecider, Tags: s.Store},
+		Workloads:  s.Store}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
@@ -384,6 +385,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.runScanner(workers) }()
+	if adm != nil {
+		if err := s.startWorkloadAudit(workers, &wg, adm.webhook); err != nil {
+			s.logger.Error("workload audit not started", "err", err)
+		}
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
