@@ -12,13 +12,15 @@ type WorkloadAudit struct {
 	// Owner names the process that ran it (host-pid-random).
 	Owner string `json:"owner"`
 	// Trigger is why it ran: "start", "interval", "policy" (the policy
-	// revision changed) or "vulndb" (the vulnerability database's).
+	// revision changed) or "vulndb" (the scan reports were matched against
+	// a new vulnerability database revision).
 	Trigger string `json:"trigger"`
 	// Started and Finished bound the run.
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
-	// PolicyRevision and VulnRevision are the revisions read before the
-	// run: the decisions are at least as new as them.
+	// PolicyRevision and VulnRevision are the global policy revision and
+	// the vulnerability database revision the scan reports were matched
+	// at, read before the run: the decisions are at least as new.
 	PolicyRevision int64 `json:"policyRevision"`
 	VulnRevision   int64 `json:"vulnRevision"`
 	// Pods and Containers count what was checked, Images the distinct

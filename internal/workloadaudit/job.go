@@ -4,8 +4,9 @@
 // would today (admission.Webhook.DecidePod), and stores which containers
 // the current policy refuses or warns about, so that every replica serves
 // the result and a restart keeps it. It runs every Interval and, debounced,
-// soon after the policy revision or the vulnerability database revision
-// changes — after a policy change, after a new CVE. A lease in the store
+// soon after the policy revision changes or the scan reports are matched
+// against a new vulnerability database revision — after a policy change,
+// after a new CVE. A lease in the store
 // lets one replica at a time run it. A container newly refused is an audit
 // event; a gauge counts the refused containers.
 package workloadaudit
@@ -37,7 +38,7 @@ const (
 	TriggerStart    = "start"    // the first run after customs started
 	TriggerInterval = "interval" // the last stored run is older than Interval
 	TriggerPolicy   = "policy"   // the global policy revision changed
-	TriggerVulndb   = "vulndb"   // the vulnerability database revision changed
+	TriggerVulndb   = "vulndb"   // the scan reports were matched against a new vulnerability database revision
 	TriggerManual   = "manual"   // Run was called directly
 )
 
@@ -57,10 +58,13 @@ type PodDecider interface {
 }
 
 // Revisions reads the global policy revision and the vulnerability
-// database revision (the store: PolicyRevision, VulnState).
+// database revision up to which the stored scan reports were matched again
+// (the store). The latter, not the database's own revision, triggers the
+// audit: a new advisory changes a decision once the reports it touches are
+// re-matched, which the scanner does after the import.
 type Revisions interface {
 	PolicyRevision(ctx context.Context) (int64, error)
-	VulnState(ctx context.Context) (store.VulnState, error)
+	RematchedRevision(ctx context.Context) (int64, error)
 }
 
 // Defaults of Options.
@@ -212,11 +216,9 @@ func (j *Job) audit(ctx context.Context, trigger string) (*store.WorkloadAudit, 
 	if a.PolicyRevision, err = j.opts.Revisions.PolicyRevision(ctx); err != nil {
 		return nil, err
 	}
-	vs, err := j.opts.Revisions.VulnState(ctx)
-	if err != nil {
+	if a.VulnRevision, err = j.opts.Revisions.RematchedRevision(ctx); err != nil {
 		return nil, err
 	}
-	a.VulnRevision = vs.Revision
 	pods, err := j.opts.Pods(ctx)
 	if err != nil {
 		return nil, err
@@ -350,7 +352,7 @@ func (j *Job) Loop(ctx context.Context) {
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
-				log.Warn("workload audit: reading revisions failed", "err", err)
+				log.Warn("workload audit: reading the revisions failed", "err", err)
 			}
 		case seenPolicy < 0:
 			seenPolicy, seenVuln = pol, vul
@@ -412,9 +414,9 @@ func (j *Job) revisions(ctx context.Context) (int64, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	vs, err := j.opts.Revisions.VulnState(ctx)
+	vul, err := j.opts.Revisions.RematchedRevision(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
-	return pol, vs.Revision, nil
+	return pol, vul, nil
 }

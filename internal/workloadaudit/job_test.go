@@ -215,8 +215,8 @@ func waitAudit(t *testing.T, st store.Store, within time.Duration, ok func(*stor
 
 // TestLoopTriggers: the loop runs at start; a policy change runs it again
 // after the debounce (two changes inside the debounce: one run) without
-// waiting for the interval; a vulnerability database change likewise; and
-// the interval runs it when nothing changes.
+// waiting for the interval; the scan reports matched against a new
+// vulnerability database revision likewise.
 func TestLoopTriggers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -259,7 +259,17 @@ func TestLoopTriggers(t *testing.T) {
 
 	// A vulnerability database change.
 	f.v.set(map[string]string{"bad:1": "bad is vulnerable", "good:1": "CVE-2026-1 is critical now"})
+	// A new vulnerability database revision alone does not trigger the
+	// audit (the reports still say what they said) ...
 	if err := f.st.PutVulnOverride(ctx, &store.VulnOverrideRule{ID: "CVE-2026-1", Level: "critical", CreatedBy: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := metric(t, f.reg, "customs_workload_audit_runs_total", "ok,"+TriggerVulndb); n != 0 {
+		t.Fatalf("%v runs on a vulnerability database change the reports were not matched against yet", n)
+	}
+	// ... the reports matched again at it do.
+	if _, err := f.st.SetRematchedRevision(ctx, 0, 1); err != nil {
 		t.Fatal(err)
 	}
 	a = waitAudit(t, f.st, 5*time.Second, func(a *store.WorkloadAudit) bool { return a.Trigger == TriggerVulndb })
