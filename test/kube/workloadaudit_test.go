@@ -20,7 +20,8 @@ import (
 // (nothing checked them) are listed by GET /api/v1/workloads/refused
 // seconds after a policy change refuses one of their images — the interval
 // is an hour, so only the policy change can have triggered it — with the
-// digest and customs' reason; the refusal is a workload.refused audit
+// digest and customs' reason, and so is a running pod a newly imported
+// CVE refuses, seconds after the scanner re-matched its report; the refusal is a workload.refused audit
 // event; `customs audit workloads --server` prints it without cluster
 // credentials and exits 1; a restart keeps the result.
 func TestWorkloadAuditJob(t *testing.T) {
@@ -36,24 +37,39 @@ func TestWorkloadAuditJob(t *testing.T) {
 	e.start(t, harness.Options{})
 	ctx := context.Background()
 
-	e.importAlpineAdvisories(t)
+	// No advisories yet: musl 1.1.20-r4 has no known vulnerability.
 	e.srv.CreateProject(t, "shop", false)
 	clean, cleanDigest := e.pushAlpine(t, "shop/cart", "2", "1.1.20-r5")
-	const ns = "wlaudit-prod"
-	e.kube.Kubectl(t, "create", "namespace", ns)
-	t.Cleanup(func() { e.kube.Run(t, "", "delete", "--ignore-not-found", "--wait=false", "namespace", ns) })
+	old, _ := e.pushAlpine(t, "shop/cart", "1", "1.1.20-r4")
+	const ns, nsVA = "wlaudit-prod", "wlaudit-va"
+	for _, n := range []string{ns, nsVA} {
+		e.kube.Kubectl(t, "create", "namespace", n)
+		t.Cleanup(func() { e.kube.Run(t, "", "delete", "--ignore-not-found", "--wait=false", "namespace", n) })
+	}
 	for name, image := range map[string]string{"cart": clean, "upstream": kuardUpstream} {
 		admitted(t, e.run(t, ns, name, image))
 	}
-	ours := func(l []api.WorkloadContainer) []api.WorkloadContainer {
+	admitted(t, e.run(t, nsVA, "old", old))
+	in := func(namespace string, l []api.WorkloadContainer) []api.WorkloadContainer {
 		var out []api.WorkloadContainer
 		for _, w := range l {
-			if w.Namespace == ns {
+			if w.Namespace == namespace {
 				out = append(out, w)
 			}
 		}
 		return out
 	}
+	ours := func(l []api.WorkloadContainer) []api.WorkloadContainer { return in(ns, l) }
+	e.applyPolicy(t, `apiVersion: customs.dev/v1alpha1
+kind: Policy
+metadata:
+  name: wlaudit-va
+spec:
+  scope:
+    namespaces: [`+nsVA+`]
+  vulnerabilities:
+    maxSeverity: high
+`)
 	// wait polls the server's result until ok accepts it.
 	wait := func(what string, within time.Duration, ok func(*api.WorkloadAudit) bool) *api.WorkloadAudit {
 		t.Helper()
@@ -82,7 +98,7 @@ spec:
 `)
 	rev := policyRevision(t, e.admin)
 	wait("an audit after the permissive policy", 30*time.Second, func(a *api.WorkloadAudit) bool {
-		return a.PolicyRevision >= rev && len(ours(a.Refused)) == 0 && a.Pods >= 2
+		return a.PolicyRevision >= rev && len(ours(a.Refused)) == 0 && len(in(nsVA, a.Refused)) == 0 && a.Pods >= 3
 	})
 
 	// Tightened: only customs' registry. The result lists the upstream pod
@@ -127,6 +143,17 @@ spec:
 		}
 	}
 
+	// A new CVE: the advisories imported now rate musl 1.1.20-r4's
+	// CVE-2019-14697 critical; once the scanner re-matched the reports the
+	// running pod is listed, without a policy change.
+	e.importAlpineAdvisories(t)
+	imported := time.Now()
+	a = wait("the pod the new CVE refuses", 30*time.Second, func(a *api.WorkloadAudit) bool { return len(in(nsVA, a.Refused)) > 0 })
+	t.Logf("listed %s after the import (trigger %s): %+v", time.Since(imported).Round(time.Millisecond), a.Trigger, in(nsVA, a.Refused))
+	if got := in(nsVA, a.Refused); a.Trigger != "vulndb" || len(got) != 1 || got[0].Pod != "old" || !strings.Contains(got[0].Reason, "CVE-2019-14697") {
+		t.Fatalf("after the new CVE: trigger %s, refused in %s %+v", a.Trigger, nsVA, got)
+	}
+
 	// A newly refused container is an audit event.
 	page, err := e.admin.AuditEvents(ctx, apiclient.AuditQuery{Action: "workload.refused", Resource: "pod:" + ns + "/upstream"})
 	if err != nil || len(page.Events) == 0 {
@@ -137,7 +164,7 @@ spec:
 	out, errOut, code := e.srv.CLI(t, "audit", "workloads", "--server", e.srv.URL(), "-n", ns)
 	t.Logf("customs audit workloads --server:\n%s", out)
 	if code != 1 || !strings.Contains(out, "upstream") || !strings.Contains(out, kuardUpstream) || !strings.Contains(out, cleanDigest) ||
-		!strings.Contains(out, "trigger policy") {
+		!strings.Contains(out, "trigger vulndb") {
 		t.Fatalf("audit workloads --server: exit %d\n%s%s", code, out, errOut)
 	}
 
@@ -145,7 +172,7 @@ spec:
 	// run could finish).
 	e.srv.Stop(t)
 	e.start(t, harness.Options{DataDir: e.srv.DataDir, Password: e.srv.Password})
-	if a2, err := e.admin.RefusedWorkloads(ctx); err != nil || len(ours(a2.Refused)) != 2 {
+	if a2, err := e.admin.RefusedWorkloads(ctx); err != nil || len(ours(a2.Refused)) != 2 || len(in(nsVA, a2.Refused)) != 1 {
 		t.Fatalf("after a restart: %+v, %v", a2, err)
 	}
 }
