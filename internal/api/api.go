@@ -234,12 +234,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decode reads a JSON body strictly into v.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
+		var me *http.MaxBytesError
 		switch {
+		case errors.As(err, &me):
+			return apperr.Errorf(apperr.ETOOLARGE, "request body is larger than %d bytes", me.Limit)
 		case errors.Is(err, io.EOF):
 			return apperr.Errorf(apperr.EINVALID, "request body is empty; expected JSON")
 		case errors.As(err, &se):
