@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -67,7 +68,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any, accept s
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return nil, apperr.Wrap(err, apperr.EUNAVAILABLE, fmt.Sprintf("cannot reach customs at %s: %v", c.BaseURL, err))
+		return nil, apperr.Wrap(err, apperr.EUNAVAILABLE, unreachable(c.BaseURL, err))
 	}
 	if resp.StatusCode/100 == 2 {
 		return resp, nil
@@ -142,4 +143,16 @@ func (c *Client) SetProjectPublic(ctx context.Context, name string, public bool)
 // DeleteProject deletes an empty project.
 func (c *Client) DeleteProject(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/projects/"+url.PathEscape(name), nil, nil)
+}
+
+// unreachable words a failed request to customs at base: the transport's
+// own error without the *url.Error wrapping, which would repeat the
+// method and the URL ("cannot reach customs at http://h:1: dial tcp …:
+// connection refused").
+func unreachable(base string, err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Sprintf("cannot reach customs at %s: %v", base, err)
 }

@@ -87,7 +87,7 @@ func (c *Client) token(ctx context.Context, form url.Values) (tokenAnswer, error
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return ans, apperr.Wrap(err, apperr.EUNAVAILABLE, fmt.Sprintf("cannot reach customs at %s: %v", c.BaseURL, err))
+		return ans, apperr.Wrap(err, apperr.EUNAVAILABLE, unreachable(c.BaseURL, err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
