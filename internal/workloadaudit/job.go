@@ -335,8 +335,8 @@ func (j *Job) recordNew(ctx context.Context, prev, a *store.WorkloadAudit) {
 // stored result is older than Interval, and Debounce after the policy or
 // vulnerability revision last changed (checked every Poll). A trigger this
 // process could not run because another held the lease stays pending
-// until a stored result started after it. After a failed run the next try
-// waits min(Interval, 30s).
+// until a stored result started after it, and the lease is asked again
+// after Debounce. After a failed run the next try waits min(Interval, 30s).
 func (j *Job) Loop(ctx context.Context) {
 	log := j.opts.Logger
 	var seenPolicy, seenVuln int64 = -1, -1
@@ -396,9 +396,12 @@ func (j *Job) Loop(ctx context.Context) {
 					"findings", len(a.Findings), "policyRevision", a.PolicyRevision, "vulnRevision", a.VulnRevision,
 					"took", a.Finished.Sub(a.Started).Round(time.Millisecond))
 				pending, lastFinished = "", a.Finished
+			default:
+				// Another replica holds the lease: the trigger stays
+				// pending until a stored result started after it; the
+				// lease is asked again after Debounce, not every Poll.
+				retryAt = j.opts.Now().Add(j.opts.Debounce)
 			}
-			// a == nil: another replica holds the lease; the trigger stays
-			// pending until a stored result started after it.
 		}
 		select {
 		case <-ctx.Done():
