@@ -4,18 +4,12 @@
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -27,88 +21,21 @@ type Generated struct {
 	CAFile   string // the CA certificate clients must trust
 	CertFile string // the server certificate, signed by the CA
 	KeyFile  string // the server key
-	Created  bool   // false when the files already existed
+	Created  bool   // false when the files already there were kept
 }
 
 // Generate makes sure dir holds a CA (ca.crt, ca.key) and a server
-// certificate (server.crt, server.key) valid for hosts (DNS names or IPs).
-// Existing files are kept, so clients keep trusting the same CA across
-// restarts. Keys are ECDSA P-256, written 0600.
+// certificate (server.crt, server.key) valid for hosts (DNS names or IPs),
+// as Ensure does with ServerLayout: the CA is kept while it is valid, so
+// clients keep trusting it across restarts, and the server certificate is
+// issued again when it nears expiry or does not cover hosts. With no hosts
+// it is valid for localhost.
 func Generate(dir string, hosts []string, now time.Time) (Generated, error) {
-	g := Generated{
-		CAFile:   filepath.Join(dir, "ca.crt"),
-		CertFile: filepath.Join(dir, "server.crt"),
-		KeyFile:  filepath.Join(dir, "server.key"),
+	if len(hosts) == 0 {
+		hosts = []string{"localhost"}
 	}
-	if fileExists(g.CAFile) && fileExists(g.CertFile) && fileExists(g.KeyFile) {
-		return g, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return g, err
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return g, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "customs local CA", Organization: []string{"customs"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		MaxPathLenZero:        true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return g, err
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return g, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return g, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: firstOr(hosts, "localhost"), Organization: []string{"customs"}},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(2, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return g, err
-	}
-	files := []struct {
-		path  string
-		block string
-		der   []byte
-		mode  fs.FileMode
-	}{
-		{filepath.Join(dir, "ca.key"), "EC PRIVATE KEY", mustMarshalEC(caKey), 0o600},
-		{g.CAFile, "CERTIFICATE", caDER, 0o644},
-		{g.KeyFile, "EC PRIVATE KEY", mustMarshalEC(key), 0o600},
-		{g.CertFile, "CERTIFICATE", der, 0o644},
-	}
-	for _, f := range files {
-		if err := writeAtomic(f.path, pem.EncodeToMemory(&pem.Block{Type: f.block, Bytes: f.der}), f.mode); err != nil {
-			return g, err
-		}
-	}
-	g.Created = true
-	return g, nil
+	e, err := Ensure(dir, ServerLayout, hosts, now)
+	return Generated{CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile, Created: e.Issued || e.CAIssued}, err
 }
 
 // DefaultHosts returns localhost, the loopback IPs and the machine's host
@@ -208,26 +135,6 @@ func serial() *big.Int {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return n
-}
-
-func mustMarshalEC(k *ecdsa.PrivateKey) []byte {
-	b, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		panic(err) // a freshly generated P-256 key always marshals
-	}
-	return b
-}
-
-func firstOr(s []string, def string) string {
-	if len(s) > 0 {
-		return s[0]
-	}
-	return def
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 func writeAtomic(path string, data []byte, mode fs.FileMode) error {

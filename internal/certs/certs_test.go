@@ -120,3 +120,41 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestGenerateReissuesForNewHosts: a server certificate that does not
+// cover the hosts asked for is issued again, signed by the same CA, so
+// clients that trust ca.crt keep working.
+func TestGenerateReissuesForNewHosts(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	g, err := Generate(dir, []string{"localhost"}, now)
+	if err != nil || !g.Created {
+		t.Fatalf("first Generate: created=%v err=%v", g.Created, err)
+	}
+	ca, err := os.ReadFile(g.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := Generate(dir, []string{"localhost", "registry.example"}, now)
+	if err != nil || !g2.Created {
+		t.Fatalf("Generate for a new host: created=%v err=%v", g2.Created, err)
+	}
+	ca2, err := os.ReadFile(g2.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ca) != string(ca2) {
+		t.Error("the CA changed; clients trusting it would break")
+	}
+	pair, err := tls.LoadX509KeyPair(g2.CertFile, g2.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cert.VerifyHostname("registry.example"); err != nil {
+		t.Errorf("reissued certificate: %v", err)
+	}
+}
