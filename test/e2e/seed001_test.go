@@ -1,22 +1,17 @@
 package e2e_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/customs-dev/customs/internal/api"
@@ -36,48 +31,9 @@ func apkImage(t *testing.T, motd string, pkgs ...string) v1.Image {
 	for i := 0; i < len(pkgs); i += 2 {
 		db.WriteString("P:" + pkgs[i] + "\nV:" + pkgs[i+1] + "\nA:x86_64\no:" + pkgs[i] + "\n\n")
 	}
-	base := tarLayer(t, "etc/os-release", "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.9.6\nPRETTY_NAME=\"Alpine Linux v3.9\"\n")
-	top := tarLayer(t, "lib/apk/db/installed", db.String(), "etc/motd", motd+"\n")
-	img, err := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), base, top)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-// tarLayer is an OCI layer of the given files (name, content pairs).
-func tarLayer(t *testing.T, files ...string) v1.Layer {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for i := 0; i < len(files); i += 2 {
-		if err := tw.WriteHeader(&tar.Header{Name: files[i], Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[i+1])),
-			ModTime: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, files[i+1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
-		tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	base := harness.Layer(t, "etc/os-release", "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.9.6\nPRETTY_NAME=\"Alpine Linux v3.9\"\n")
+	top := harness.Layer(t, "lib/apk/db/installed", db.String(), "etc/motd", motd+"\n")
+	return harness.BuildImage(t, base, top)
 }
 
 // writeLayout writes an image or index as the one entry of a new OCI

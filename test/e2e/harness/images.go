@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -37,9 +38,16 @@ func AlpineLayout(t testing.TB, muslVersion, motd string) string {
 		"lib/apk/db/installed", "C:Q1vB4eLrQvK0p2mF3o1gq6x1o4Hm0=\nP:musl\nV:" + muslVersion + "\nA:x86_64\no:musl\nF:lib\nR:ld-musl-x86_64.so.1\n\n",
 		"etc/motd", motd + "\n",
 	}
+	return WriteLayout(t, BuildImage(t, Layer(t, files...)))
+}
+
+// Layer is an OCI layer of regular files (name, content pairs), with a
+// fixed modification time so equal files make equal layers.
+func Layer(t testing.TB, files ...string) v1.Layer {
+	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for i := 0; i < len(files); i += 2 {
+	for i := 0; i+1 < len(files); i += 2 {
 		if err := tw.WriteHeader(&tar.Header{Name: files[i], Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[i+1])),
 			ModTime: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}); err != nil {
 			t.Fatal(err)
@@ -57,7 +65,13 @@ func AlpineLayout(t testing.TB, muslVersion, motd string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), l)
+	return l
+}
+
+// BuildImage is a linux/amd64 OCI image of layers, bottom first.
+func BuildImage(t testing.TB, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), layers...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +84,14 @@ func AlpineLayout(t testing.TB, muslVersion, motd string) string {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "alpine")
+	return img
+}
+
+// WriteLayout writes img as the one manifest of a new OCI layout in a temp
+// dir of t and returns the layout's path.
+func WriteLayout(t testing.TB, img v1.Image) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "layout")
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
