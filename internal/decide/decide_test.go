@@ -13,13 +13,11 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/customs-dev/customs/internal/decide"
-	"github.com/customs-dev/customs/internal/inventory"
+	"github.com/customs-dev/customs/internal/decide/decidetest"
 	"github.com/customs-dev/customs/internal/policy"
 	"github.com/customs-dev/customs/internal/scan/report"
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/sqlite"
-	"github.com/customs-dev/customs/internal/vulndb/match"
-	"github.com/customs-dev/customs/internal/vulndb/severity"
 )
 
 const kuardPolicy = `apiVersion: customs.dev/v1alpha1
@@ -77,7 +75,7 @@ func TestScanSummary(t *testing.T) {
 	if s, err := d.ScanSummary(ctx, dg.String()); err != nil || s == nil || s.Status != policy.ScanQueued {
 		t.Fatalf("queued: %+v %v, want status queued", s, err)
 	}
-	putReport(t, db, dg, time.Now())
+	decidetest.PutMuslReport(t, db, dg, time.Now())
 	s, err := d.ScanSummary(ctx, dg.String())
 	if err != nil || s.Status != policy.ScanDone || len(s.Findings) != 1 {
 		t.Fatalf("done: %+v %v", s, err)
@@ -128,7 +126,7 @@ func TestDecide(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	putReport(t, db, dg, time.Now())
+	decidetest.PutMuslReport(t, db, dg, time.Now())
 	dec, err = all.Decide(ctx, in)
 	if err != nil || dec.Allowed() || in.Scan != nil {
 		t.Fatalf("all policies: %+v %v (input scan %v), want denied and the input untouched", dec, err, in.Scan)
@@ -174,28 +172,6 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// putReport stores a done scan report of dg with ALPINE-CVE-2019-14697
-// (critical) in musl 1.1.20-r4, fixed in 1.1.20-r5.
-func putReport(t testing.TB, db *sqlite.DB, dg digest.Digest, now time.Time) {
-	t.Helper()
-	rep := report.Report{Digest: dg.String(), Status: report.StatusDone, VulnDBRevision: 3, MatchedAt: now,
-		Findings: []report.Finding{{
-			AdvisoryID: "ALPINE-CVE-2019-14697", Aliases: []string{"CVE-2019-14697"},
-			Package:          inventory.Package{Ecosystem: "Alpine", Name: "musl", Version: "1.1.20-r4"},
-			InstalledVersion: "1.1.20-r4", FixedVersions: []string{"1.1.20-r5"}, Status: match.StatusFixed,
-			Severity: severity.Rating{Level: severity.Critical},
-		}}}
-	var buf bytes.Buffer
-	if err := report.EncodeJSON(&buf, &rep); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.PutScanReport(context.Background(), &store.ScanReport{Digest: dg.String(), Status: store.ScanDone, VulnRevision: 3,
-		MatchedAt: now, ScannedAt: now, Data: buf.Bytes(),
-		Findings: []store.ScanFinding{{Key: "ALPINE-CVE-2019-14697 musl", AdvisoryID: "ALPINE-CVE-2019-14697"}}}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSystemAllowlist: the stored system allowlist reaches the input,
 // allows a finding where the project lets it apply, and a change to it
 // (a new global policy revision) is seen at once.
@@ -203,7 +179,7 @@ func TestSystemAllowlist(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
 	dg := digest.FromString("m")
-	putReport(t, db, dg, time.Now())
+	decidetest.PutMuslReport(t, db, dg, time.Now())
 	if err := db.PutPolicy(ctx, &store.PolicyDocument{Name: "project-kuard", Project: "kuard", Document: kuardPolicy}); err != nil {
 		t.Fatal(err)
 	}

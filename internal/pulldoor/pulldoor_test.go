@@ -1,7 +1,6 @@
 package pulldoor_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
@@ -15,15 +14,12 @@ import (
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/auth"
 	"github.com/customs-dev/customs/internal/decide"
-	"github.com/customs-dev/customs/internal/inventory"
+	"github.com/customs-dev/customs/internal/decide/decidetest"
 	"github.com/customs-dev/customs/internal/policy"
 	"github.com/customs-dev/customs/internal/pulldoor"
 	"github.com/customs-dev/customs/internal/registry"
-	"github.com/customs-dev/customs/internal/scan/report"
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/sqlite"
-	"github.com/customs-dev/customs/internal/vulndb/match"
-	"github.com/customs-dev/customs/internal/vulndb/severity"
 )
 
 type clock struct {
@@ -85,7 +81,7 @@ func TestPullDoor(t *testing.T) {
 	}
 
 	// A critical finding: refused with the Harbor-style message.
-	putReport(t, db, dg, clk.Now())
+	decidetest.PutMuslReport(t, db, dg, clk.Now())
 	err = door.AllowPull(ctx, pull)
 	msg := apperr.Message(err)
 	for _, want := range []string{`"critical" is equal or higher than the threshold in project setting: "high"`,
@@ -137,7 +133,7 @@ func BenchmarkAllowPull(b *testing.B) {
 				b.Fatal(err)
 			}
 			dg := digest.FromString("m")
-			putReport(b, db, dg, time.Now())
+			decidetest.PutMuslReport(b, db, dg, time.Now())
 			door := pulldoor.New(pulldoor.Options{Manifests: db, Decider: decide.New(decide.Options{Store: db, Select: pulldoor.Selects,
 				Config: policy.Config{Default: policy.Allowed}})})
 			pull := registry.Pull{Host: "r.example", Repository: "kuard/k", Project: "kuard", Reference: "v1",
@@ -150,28 +146,6 @@ func BenchmarkAllowPull(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-// putReport stores a done scan report of dg with ALPINE-CVE-2019-14697
-// (critical) in musl 1.1.20-r4, fixed in 1.1.20-r5.
-func putReport(t testing.TB, db *sqlite.DB, dg digest.Digest, now time.Time) {
-	t.Helper()
-	rep := report.Report{Digest: dg.String(), Status: report.StatusDone, VulnDBRevision: 3, MatchedAt: now,
-		Findings: []report.Finding{{
-			AdvisoryID: "ALPINE-CVE-2019-14697", Aliases: []string{"CVE-2019-14697"},
-			Package:          inventory.Package{Ecosystem: "Alpine", Name: "musl", Version: "1.1.20-r4"},
-			InstalledVersion: "1.1.20-r4", FixedVersions: []string{"1.1.20-r5"}, Status: match.StatusFixed,
-			Severity: severity.Rating{Level: severity.Critical},
-		}}}
-	var buf bytes.Buffer
-	if err := report.EncodeJSON(&buf, &rep); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.PutScanReport(context.Background(), &store.ScanReport{Digest: dg.String(), Status: store.ScanDone, VulnRevision: 3,
-		MatchedAt: now, ScannedAt: now, Data: buf.Bytes(),
-		Findings: []store.ScanFinding{{Key: "ALPINE-CVE-2019-14697 musl", AdvisoryID: "ALPINE-CVE-2019-14697"}}}); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -217,7 +191,7 @@ func TestAllowBlob(t *testing.T) {
 	base, vulnLayer, cleanLayer := digest.FromString("base"), digest.FromString("musl layer"), digest.FromString("fixed layer")
 	vuln := pushManifest(t, db, "kuard/k", "vulnerable", base, vulnLayer)
 	clean := pushManifest(t, db, "kuard/k", "clean", base, cleanLayer)
-	putReport(t, db, vuln, time.Now())
+	decidetest.PutMuslReport(t, db, vuln, time.Now())
 	now := time.Now()
 	if err := db.PutScanReport(ctx, &store.ScanReport{Digest: clean.String(), Status: store.ScanDone, VulnRevision: 3, MatchedAt: now, ScannedAt: now,
 		Data: []byte(`{"digest":"` + clean.String() + `","status":"done","findings":[]}`)}); err != nil {
@@ -262,7 +236,7 @@ func BenchmarkAllowBlob(b *testing.B) {
 	base, vulnLayer := digest.FromString("base"), digest.FromString("musl layer")
 	vuln := pushManifest(b, db, "kuard/k", "a-vulnerable", base, vulnLayer)
 	clean := pushManifest(b, db, "kuard/k", "b-clean", base)
-	putReport(b, db, vuln, time.Now())
+	decidetest.PutMuslReport(b, db, vuln, time.Now())
 	now := time.Now()
 	if err := db.PutScanReport(ctx, &store.ScanReport{Digest: clean.String(), Status: store.ScanDone, VulnRevision: 3, MatchedAt: now, ScannedAt: now,
 		Data: []byte(`{"digest":"` + clean.String() + `","status":"done","findings":[]}`)}); err != nil {
