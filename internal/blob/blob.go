@@ -66,6 +66,10 @@ type Store interface {
 	// At most one holder may use a session at a time: a second concurrent
 	// Upload(id) returns ECONFLICT until the first is closed.
 	Upload(ctx context.Context, id string) (Upload, error)
+	// UploadStatus returns session id's acknowledged state without holding
+	// it (ENOTFOUND if unknown): while a holder appends, it reports what
+	// was acknowledged before, and it never makes a holder's Upload fail.
+	UploadStatus(ctx context.Context, id string) (UploadInfo, error)
 	// Uploads calls fn for every upload session (for abandoned-upload
 	// cleanup).
 	Uploads(ctx context.Context, fn func(UploadInfo) error) error

@@ -74,6 +74,7 @@ type Blobs interface {
 	Put(ctx context.Context, d digest.Digest, r io.Reader, beforePublish func(size int64) error) (int64, error)
 	NewUpload(ctx context.Context, alg digest.Algorithm) (blob.Upload, error)
 	Upload(ctx context.Context, id string) (blob.Upload, error)
+	UploadStatus(ctx context.Context, id string) (blob.UploadInfo, error)
 	DeleteUpload(ctx context.Context, id string) error
 }
 

@@ -193,6 +193,18 @@ func (h *handler) serveUpload(q *request) error {
 		q.w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
+	if q.r.Method == http.MethodGet {
+		// Status reads what was acknowledged without taking the session,
+		// so that it never collides with the client's own PATCH or PUT.
+		info, err := h.blobs.UploadStatus(q.ctx, id)
+		if err != nil {
+			return notFoundAs(err, codeBlobUploadUnknown, "upload session unknown to this repository")
+		}
+		h.sessionHeaders(q, token, info.Size)
+		q.w.Header().Set("Content-Length", "0")
+		q.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
 	up, err := h.blobs.Upload(q.ctx, id)
 	if err != nil {
 		switch apperr.Code(err) {
@@ -205,17 +217,10 @@ func (h *handler) serveUpload(q *request) error {
 		return err
 	}
 	defer up.Close()
-	switch q.r.Method {
-	case http.MethodGet:
-		h.sessionHeaders(q, token, up.Info().Size)
-		q.w.Header().Set("Content-Length", "0")
-		q.w.WriteHeader(http.StatusNoContent)
-		return nil
-	case http.MethodPatch:
+	if q.r.Method == http.MethodPatch {
 		return h.patchUpload(q, token, up)
-	default:
-		return h.finishUpload(q, token, up)
 	}
+	return h.finishUpload(q, token, up)
 }
 
 // sessionHeaders sets the headers that tell a client where its session is

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/customs-dev/customs/internal/apperr"
+	"github.com/customs-dev/customs/internal/blob"
 )
 
 // startSession POSTs a new upload session to repo and returns its Location.
@@ -282,20 +284,24 @@ func TestClientDisconnectsMidUpload(t *testing.T) {
 	}
 	conn.Close()
 
-	// The handler notices the disconnect; until then the session is busy.
-	var s *resp
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		s = e.do(req{method: "GET", path: loc, user: "admin"})
-		if s.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Status reports only what was acknowledged, before and after the
+	// handler notices the disconnect.
+	s := e.do(req{method: "GET", path: loc, user: "admin"})
 	e.expect(s, 204, "")
 	if s.Header.Get("Range") != "0-299999" {
 		t.Fatalf("after disconnect Range = %q, want 0-299999", s.Header.Get("Range"))
 	}
-	e.expect(e.patch(loc, content[300000:], "300000-999999"), 202, "")
+	// Until the handler has noticed, the session is busy (429), as a
+	// client retrying after the Retry-After would see.
+	var r *resp
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r = e.patch(loc, content[300000:], "300000-999999")
+		if r.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.expect(r, 202, "")
 	e.expect(e.do(req{method: "PUT", path: withQuery(loc, "digest="+d.String()), user: "admin"}), 201, "")
 	e.pulled("p/a", d, content)
 }
@@ -376,4 +382,72 @@ func TestMount(t *testing.T) {
 			t.Errorf("challenge %q lacks %s", r.Header.Get("WWW-Authenticate"), want)
 		}
 	})
+}
+
+// heldSignalBlobs is registry Blobs that reports on held each time a
+// handler has taken an upload session with Upload.
+type heldSignalBlobs struct {
+	Blobs
+	held chan string
+}
+
+func (b heldSignalBlobs) Upload(ctx context.Context, id string) (blob.Upload, error) {
+	up, err := b.Blobs.Upload(ctx, id)
+	if err == nil {
+		b.held <- id
+	}
+	return up, err
+}
+
+// TestStatusDuringAppend: GET status while a PATCH is streaming answers 204
+// with what was acknowledged before it, without taking the session from
+// the PATCH; another writer meanwhile gets 429.
+func TestStatusDuringAppend(t *testing.T) {
+	held := make(chan string, 10)
+	e := newEnv(t, func(o *Options) { o.Blobs = heldSignalBlobs{o.Blobs, held} })
+	content := []byte("acked, then streamed")
+	d := digest.FromBytes(content)
+	loc := e.startSession("p/a", "")
+	e.expect(e.patch(loc, content[:5], "0-4"), http.StatusAccepted, "")
+	<-held
+
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46cHc=\r\nContent-Type: application/octet-stream\r\n"+
+		"Content-Range: 5-%d\r\nContent-Length: %d\r\n\r\n%s", loc, len(content)-1, len(content)-5, content[5:10])
+	select {
+	case <-held: // the streaming PATCH holds the session
+	case <-time.After(10 * time.Second):
+		t.Fatal("the streaming PATCH did not take the session")
+	}
+
+	r := e.do(req{method: "GET", path: loc, user: "admin"})
+	e.expect(r, http.StatusNoContent, "")
+	if got := r.Header.Get("Range"); got != "0-4" {
+		t.Errorf("status during the PATCH: Range %q, want 0-4 (what was acknowledged)", got)
+	}
+	e.expect(e.patch(loc, nil, ""), http.StatusTooManyRequests, "TOOMANYREQUESTS")
+
+	if _, err := conn.Write(content[10:]); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted || res.Header.Get("Range") != fmt.Sprintf("0-%d", len(content)-1) {
+		t.Fatalf("streaming PATCH: %s, Range %q; want 202, 0-%d", res.Status, res.Header.Get("Range"), len(content)-1)
+	}
+	r = e.do(req{method: "GET", path: loc, user: "admin"})
+	if got := r.Header.Get("Range"); got != fmt.Sprintf("0-%d", len(content)-1) {
+		t.Errorf("status after the PATCH: Range %q, want 0-%d", got, len(content)-1)
+	}
+	e.expect(e.do(req{method: "PUT", path: withQuery(loc, "digest="+d.String()), user: "admin"}), http.StatusCreated, "")
+	<-held
+	e.pulled("p/a", d, content)
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) blob.Store) {
 		{"AppendCommit", testAppendCommit},
 		{"UploadResumeAfterClose", testUploadResume},
 		{"UploadExclusive", testUploadExclusive},
+		{"UploadStatusWithoutHolding", testUploadStatus},
 		{"UploadBadIDs", testUploadBadIDs},
 		{"UploadUnsupportedAlgorithm", testUploadUnsupportedAlg},
 		{"AppendReaderFails", testAppendReaderFails},

@@ -118,6 +118,45 @@ func testUploadExclusive(t *testing.T, s blob.Store) {
 	}
 }
 
+// testUploadStatus: UploadStatus reports the acknowledged size whether or
+// not the session is held, never takes it (the holder goes on, and a new
+// holder can take it right after), and knows no other session.
+func testUploadStatus(t *testing.T, s blob.Store) {
+	ctx := context.Background()
+	u, err := s.NewUpload(ctx, digest.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := u.Info().ID
+	appendAll(t, u, []byte("acknowledged"))
+	info, err := s.UploadStatus(ctx, id)
+	if err != nil {
+		t.Fatalf("UploadStatus while held: %v", err)
+	}
+	if info.ID != id || info.Size != int64(len("acknowledged")) || info.StartedAt.IsZero() {
+		t.Fatalf("UploadStatus while held = %+v, want ID %s and Size %d", info, id, len("acknowledged"))
+	}
+	appendAll(t, u, []byte(" more")) // the holder is undisturbed
+	u.Close()
+	info, err = s.UploadStatus(ctx, id)
+	if err != nil || info.Size != int64(len("acknowledged more")) {
+		t.Fatalf("UploadStatus after Close = %+v, %v; want Size %d", info, err, len("acknowledged more"))
+	}
+	u2, err := s.Upload(ctx, id) // the status read left it free
+	if err != nil {
+		t.Fatalf("Upload after UploadStatus: %v", err)
+	}
+	if err := u2.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{id, "", "../" + id, id + "/state"} {
+		_, err := s.UploadStatus(ctx, bad)
+		if c := apperr.Code(err); c != apperr.ENOTFOUND && c != apperr.EINVALID {
+			t.Errorf("UploadStatus(%q) = %v, want ENOTFOUND or EINVALID", bad, err)
+		}
+	}
+}
+
 func testUploadBadIDs(t *testing.T, s blob.Store) {
 	ctx := context.Background()
 	u, err := s.NewUpload(ctx, digest.SHA256)

@@ -220,22 +220,43 @@ func (s *Store) Uploads(ctx context.Context, fn func(blob.UploadInfo) error) err
 		if !validID(e.Name()) || !e.IsDir() {
 			continue
 		}
-		info := blob.UploadInfo{ID: e.Name()}
-		b, err := readLimited(filepath.Join(s.uploadDir(e.Name()), stateFile), maxStateSize+1)
-		if st, _, derr := decodeState(b); err == nil && derr == nil {
-			info.Size, info.StartedAt, info.UpdatedAt = st.Size, st.Started, st.Updated
-		} else {
+		info, err := s.readInfo(e.Name())
+		if err != nil {
 			fi, err := e.Info()
 			if err != nil {
 				continue // removed meanwhile
 			}
-			info.StartedAt, info.UpdatedAt = fi.ModTime(), fi.ModTime()
+			info = blob.UploadInfo{ID: e.Name(), StartedAt: fi.ModTime(), UpdatedAt: fi.ModTime()}
 		}
 		if err := fn(info); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// UploadStatus implements blob.Store. It reads the session's state file,
+// which every acknowledgement replaces atomically, so it never waits for or
+// disturbs a holder.
+func (s *Store) UploadStatus(ctx context.Context, id string) (blob.UploadInfo, error) {
+	if !validID(id) {
+		return blob.UploadInfo{}, errUnknownUpload(nil)
+	}
+	return s.readInfo(id)
+}
+
+// readInfo returns session id's acknowledged state; ENOTFOUND when it has
+// none (being created or removed) or it cannot be decoded.
+func (s *Store) readInfo(id string) (blob.UploadInfo, error) {
+	b, err := readLimited(filepath.Join(s.uploadDir(id), stateFile), maxStateSize+1)
+	if err != nil {
+		return blob.UploadInfo{}, notFoundOr(err, "blob upload unknown", "cannot read upload status")
+	}
+	st, _, err := decodeState(b)
+	if err != nil {
+		return blob.UploadInfo{}, errUnknownUpload(err)
+	}
+	return blob.UploadInfo{ID: id, Size: st.Size, StartedAt: st.Started, UpdatedAt: st.Updated}, nil
 }
 
 // DeleteUpload implements blob.Store. A holder of the session sees its next
