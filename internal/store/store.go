@@ -82,6 +82,15 @@ type Manifest struct {
 	CreatedAt   time.Time
 }
 
+// RepositoryDeletion counts what RegistryStore.DeleteRepository removed.
+type RepositoryDeletion struct {
+	Tags      int64
+	Manifests int64
+	// BlobLinks counts the repository's links to blobs; the blobs
+	// themselves are left to garbage collection.
+	BlobLinks int64
+}
+
 // Tag points a name in a repository at a manifest.
 type Tag struct {
 	Repository string
@@ -114,6 +123,11 @@ type User struct {
 	Admin        bool // system administrator
 	Disabled     bool
 	CreatedAt    time.Time
+	// SessionGeneration counts the times every login session and refresh
+	// token of the user was ended at once (SessionStore.EndUserSessions);
+	// tokens carry the generation they were issued at. UpdateUser does
+	// not change it.
+	SessionGeneration int64
 }
 
 // Member kinds: a project member is a user or a group of an external
@@ -201,6 +215,24 @@ type UserStore interface {
 	// DeleteUser removes the named user, their project memberships and
 	// their groups. ENOTFOUND if missing.
 	DeleteUser(ctx context.Context, name string) error
+}
+
+// SessionStore keeps what ends login sessions before they expire: single
+// sessions logged out (by their token ID, "jti") and each user's session
+// generation.
+type SessionStore interface {
+	// RevokeSession records that the session with token ID jti, of user,
+	// is logged out, until expires (when the session would end anyway);
+	// recording it again is no error. Revocations already past their
+	// expiry are purged in the same call.
+	RevokeSession(ctx context.Context, jti, user string, expires time.Time) error
+	// UserSession returns the named user and whether the session jti is
+	// revoked, in one read (it is on the path of every request made with a
+	// session). ENOTFOUND if the user does not exist.
+	UserSession(ctx context.Context, user, jti string) (*User, bool, error)
+	// EndUserSessions increments the named user's SessionGeneration and
+	// returns the new value. ENOTFOUND if the user does not exist.
+	EndUserSessions(ctx context.Context, user string) (int64, error)
 }
 
 // GroupStore keeps the directory groups of LDAP and OIDC users as their
@@ -305,6 +337,14 @@ type RegistryStore interface {
 	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]Manifest, error)
 	// Repository returns the named repository, or ENOTFOUND.
 	Repository(ctx context.Context, name string) (*Repository, error)
+	// DeleteRepository removes repository name with every tag, manifest
+	// (referrers and signatures included), reference and blob link, in one
+	// transaction, and says how many of each it removed. Blob records and
+	// bytes are left to garbage collection (other repositories may share
+	// them). A manifest pushed concurrently is either removed whole or
+	// stored whole afterwards (in a new repository of that name, if its
+	// blobs are linked there). ENOTFOUND if the repository does not exist.
+	DeleteRepository(ctx context.Context, name string) (RepositoryDeletion, error)
 	// Repositories lists repository names in lexical order; if project is not
 	// "", only that project's.
 	Repositories(ctx context.Context, project string, page Page) ([]string, error)
@@ -373,6 +413,7 @@ type AuditStore interface {
 type Store interface {
 	ProjectStore
 	UserStore
+	SessionStore
 	GroupStore
 	MemberStore
 	RobotStore

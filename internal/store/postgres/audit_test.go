@@ -42,3 +42,4 @@ func TestAuditTamper(t *testing.T) {
 }
 
 func BenchmarkAuditAppend(b *testing.B) { storetest.BenchAuditAppend(b, open) }
+func BenchmarkAuditQuery(b *testing.B)  { storetest.BenchAuditQuery(b, open) }

@@ -14,11 +14,12 @@ import (
 
 // stmts are the statements prepared once because the registry runs them on
 // every manifest and blob HEAD/GET (the policy revision and a blob's
-// manifests: on every GET the pull door decides).
+// manifests: on every GET the pull door decides; the user: every request
+// with a user's token checks that the account is still enabled).
 type stmts struct {
 	tag, manifest, blob, linkedBlob, repository *sql.Stmt
 	policyRevision, manifestsWithBlob           *sql.Stmt
-	scanReportData                              *sql.Stmt
+	scanReportData, user                        *sql.Stmt
 }
 
 func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -41,6 +42,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 			JOIN repositories r ON r.id = rb.repository_id
 			WHERE r.name = $1 AND b.digest = $2`},
 		{&s.repository, `SELECT id, project_id, created_at FROM repositories WHERE name = $1`},
+		{&s.user, `SELECT ` + userColumns + ` FROM users WHERE name = $1`},
 		{&s.policyRevision, `SELECT revision FROM policy_state WHERE id = 1`},
 		{&s.scanReportData, `SELECT digest, media_type, platform, status, reason, vuln_revision,
 			scanned_at, matched_at, packages, count_critical, count_high, count_medium, count_low, count_none,
@@ -60,7 +62,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.tag, s.manifest, s.blob, s.linkedBlob, s.repository, s.policyRevision, s.manifestsWithBlob, s.scanReportData} {
+	for _, st := range []*sql.Stmt{s.tag, s.manifest, s.blob, s.linkedBlob, s.repository, s.policyRevision, s.manifestsWithBlob, s.scanReportData, s.user} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -88,25 +90,33 @@ func (db *DB) PutBlob(ctx context.Context, d digest.Digest, size int64) error {
 }
 
 // PutLinkedBlob records (or touches) blob d and links it into repo in one
-// transaction: PutBlob and LinkBlob with one commit instead of two.
+// transaction: PutBlob and LinkBlob with one commit instead of two. With
+// one writer (WithWriters(1), SQLite) the calls that queue up while another
+// write transaction runs share one transaction (see linkQueue).
 func (db *DB) PutLinkedBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
 	if err := checkBlob(d, size); err != nil {
 		return err
 	}
+	if db.links != nil {
+		return db.putLinkedBatched(ctx, repo, d, size)
+	}
 	now := db.nowUTC()
-	return db.inTx(ctx, true, func(tx *sql.Tx) error {
-		repoID, err := db.ensureRepo(ctx, tx, repo, now)
-		if err != nil {
-			return err
-		}
-		if err := db.upsertBlob(ctx, tx, d, size, now); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx,
-			`INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2)
-			 ON CONFLICT (repository_id, digest) DO NOTHING`, repoID, d.String())
+	return db.inTx(ctx, true, func(tx *sql.Tx) error { return db.putLinked(ctx, tx, repo, d, size, now) })
+}
+
+// putLinked is PutLinkedBlob's work inside transaction tx.
+func (db *DB) putLinked(ctx context.Context, tx *sql.Tx, repo string, d digest.Digest, size int64, now time.Time) error {
+	repoID, err := db.ensureRepo(ctx, tx, repo, now)
+	if err != nil {
 		return err
-	})
+	}
+	if err := db.upsertBlob(ctx, tx, d, size, now); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx,
+		`INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2)
+		 ON CONFLICT (repository_id, digest) DO NOTHING`, repoID, d.String())
+	return err
 }
 
 func checkBlob(d digest.Digest, size int64) error {
@@ -230,6 +240,51 @@ func (db *DB) Repository(ctx context.Context, name string) (*store.Repository, e
 	return r, nil
 }
 
+// DeleteRepository removes repository name with its tags, manifests,
+// references and blob links in one transaction; see
+// store.RegistryStore.
+func (db *DB) DeleteRepository(ctx context.Context, name string) (store.RepositoryDeletion, error) {
+	var del store.RepositoryDeletion
+	err := db.inTx(ctx, true, func(tx *sql.Tx) error {
+		del = store.RepositoryDeletion{}
+		// The exclusive lock waits for every transaction that key-share
+		// locked the row to write into the repository (ensureRepo, the
+		// foreign keys), so the deletes below see what they committed;
+		// later ones wait for this one and then find no repository.
+		var id int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = $1`+db.d.lock("FOR UPDATE"),
+			name).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return apperr.Errorf(apperr.ENOTFOUND, "repository %q not found", name)
+		}
+		if err != nil {
+			return err
+		}
+		for _, q := range []struct {
+			query string
+			n     *int64
+		}{
+			{`DELETE FROM tags WHERE repository_id = $1`, &del.Tags},
+			{`DELETE FROM manifest_references WHERE repository_id = $1`, nil},
+			{`DELETE FROM manifests WHERE repository_id = $1`, &del.Manifests},
+			{`DELETE FROM repository_blobs WHERE repository_id = $1`, &del.BlobLinks},
+			{`DELETE FROM repositories WHERE id = $1`, nil},
+		} {
+			res, err := tx.ExecContext(ctx, q.query, id)
+			if err != nil {
+				return err
+			}
+			if q.n != nil {
+				if *q.n, err = res.RowsAffected(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return del, err
+}
+
 // Repositories lists repository names in lexical order; if project is not
 // "", only that project's (none if the project does not exist).
 func (db *DB) Repositories(ctx context.Context, project string, page store.Page) ([]string, error) {
@@ -263,7 +318,11 @@ func (db *DB) ensureRepo(ctx context.Context, tx *sql.Tx, repo string, now time.
 		return 0, err
 	}
 	var id int64
-	err = tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = $1`, repo).Scan(&id)
+	// The key-share lock (which the foreign keys of the rows this
+	// transaction inserts would take anyway) makes a concurrent
+	// DeleteRepository wait for this transaction, or this one wait for it
+	// and then find no row and create the repository anew.
+	err = tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = $1`+db.d.lock("FOR KEY SHARE"), repo).Scan(&id)
 	if err == nil || !errors.Is(err, sql.ErrNoRows) {
 		return id, err
 	}

@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/store"
 )
@@ -75,13 +77,25 @@ func (d Dialect) lock(clause string) string {
 type Option func(*options)
 
 type options struct {
-	now func() time.Time
+	now     func() time.Time
+	writers int64
 }
 
 // WithClock makes the store read the time from now instead of time.Now; the
 // time stamps blobs, manifests, tags and the rest.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
+}
+
+// WithWriters admits at most n write transactions at a time, in the order
+// they were asked for: a transaction waits until every one asked for before
+// it has started. A write pool of n connections wants this, because
+// database/sql hands a freed connection to a random waiter, so under load
+// some transactions would wait many turns while later ones go first. n <= 0
+// means no limit (the default). With n == 1, PutLinkedBlob calls waiting for
+// the writer also share transactions (see linkQueue).
+func WithWriters(n int) Option {
+	return func(o *options) { o.writers = int64(n) }
 }
 
 // DB is a store.Store over database/sql.
@@ -91,6 +105,11 @@ type DB struct {
 	log         *slog.Logger
 	now         func() time.Time
 	stmts       stmts
+	// writers admits write transactions in arrival order; nil for no limit
+	// (see WithWriters).
+	writers *semaphore.Weighted
+	// links batches PutLinkedBlob calls; nil unless there is one writer.
+	links *linkQueue
 	// policyChanges counts the policy revision changes attempted through
 	// this DB (see PolicyChanges).
 	policyChanges atomic.Uint64
@@ -109,6 +128,12 @@ func New(ctx context.Context, read, write *sql.DB, d Dialect, logger *slog.Logge
 		opt(&o)
 	}
 	db := &DB{read: read, write: write, d: d, log: logger, now: o.now}
+	if o.writers > 0 {
+		db.writers = semaphore.NewWeighted(o.writers)
+	}
+	if o.writers == 1 {
+		db.links = &linkQueue{}
+	}
 	if err := db.stmts.prepare(ctx, read); err != nil {
 		db.stmts.close()
 		return nil, fmt.Errorf("preparing %s statements: %w", d.Name, err)
@@ -173,6 +198,14 @@ func (db *DB) inTx(ctx context.Context, retry bool, fn func(tx *sql.Tx) error) e
 }
 
 func (db *DB) tryTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.writers != nil {
+		// semaphore.Weighted serves its waiters first come, first served,
+		// and lets nobody overtake them.
+		if err := db.writers.Acquire(ctx, 1); err != nil {
+			return err
+		}
+		defer db.writers.Release(1)
+	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -10,11 +10,11 @@ import (
 )
 
 // userColumns are the columns scanUser reads, in order.
-const userColumns = `id, name, source, external_id, password_hash, admin, disabled, created_at`
+const userColumns = `id, name, source, external_id, password_hash, admin, disabled, created_at, session_generation`
 
 // scanUser scans a row of userColumns.
 func scanUser(row interface{ Scan(...any) error }, u *store.User) error {
-	return row.Scan(&u.ID, &u.Name, &u.Source, &u.ExternalID, &u.PasswordHash, &u.Admin, &u.Disabled, timeScan{&u.CreatedAt})
+	return row.Scan(&u.ID, &u.Name, &u.Source, &u.ExternalID, &u.PasswordHash, &u.Admin, &u.Disabled, timeScan{&u.CreatedAt}, &u.SessionGeneration)
 }
 
 // CreateUser stores u and sets its ID and CreatedAt (and Source, when
@@ -49,7 +49,7 @@ func (db *DB) CreateUser(ctx context.Context, u *store.User) error {
 // User returns the named user, or ENOTFOUND.
 func (db *DB) User(ctx context.Context, name string) (*store.User, error) {
 	u := &store.User{}
-	err := scanUser(db.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = $1`, name), u)
+	err := scanUser(db.stmts.user.QueryRowContext(ctx, name), u)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, apperr.Errorf(apperr.ENOTFOUND, "user %q not found", name)
 	}

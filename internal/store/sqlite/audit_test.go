@@ -40,6 +40,7 @@ func openShared(t testing.TB, now func() time.Time) (store.Store, *sql.DB, func(
 func TestAuditTamper(t *testing.T) { storetest.RunAuditTamper(t, openShared) }
 
 func BenchmarkAuditAppend(b *testing.B) { storetest.BenchAuditAppend(b, open) }
+func BenchmarkAuditQuery(b *testing.B)  { storetest.BenchAuditQuery(b, open) }
 
 // cancelAfter is a context cancelled once Err has been asked n times: a
 // cancellation landing in the middle of an audit batch, deterministically.

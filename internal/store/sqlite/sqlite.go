@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,8 +72,9 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
 	}
-	// One writer: SQLite admits one at a time anyway, and queueing in
-	// database/sql is cheaper and fairer than polling the file lock.
+	// One writer: SQLite admits one at a time anyway, and queueing in Go
+	// (in arrival order, see sqldb.WithWriters) is cheaper and fairer than
+	// polling the file lock.
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
@@ -94,6 +96,9 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	read.SetConnMaxLifetime(0)
 	read.SetConnMaxIdleTime(0)
 
+	// The one writer connection goes to waiting transactions in the order
+	// they asked, not at random as database/sql would hand it out.
+	opts = append(slices.Clone(opts), sqldb.WithWriters(1))
 	db, err := sqldb.New(ctx, read, write, dialect, logger, opts...)
 	if err != nil {
 		_ = read.Close()

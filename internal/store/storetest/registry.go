@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,6 +90,50 @@ var blobTests = []test{
 		sameTime(t, "TouchedAt after re-put", b.TouchedAt, t0.Add(time.Minute))
 		if err := e.s.PutLinkedBlob(e.ctx, "p/r", "sha256:short", 1); apperr.Code(err) != apperr.EINVALID {
 			t.Errorf("bad digest: %v", err)
+		}
+	}},
+	{"put linked concurrently", func(t *testing.T, e *env) {
+		// Concurrent pushes, as a registry commits them: each call gets its
+		// own outcome even when the store commits several together.
+		e.project("p")
+		cancelled, cancel := context.WithCancel(e.ctx)
+		cancel()
+		type call struct {
+			ctx      context.Context
+			repo     string
+			d        digest.Digest
+			wantCode string
+		}
+		var calls []call
+		for i := range 40 {
+			c := call{e.ctx, fmt.Sprintf("p/r%d", i%4), dig(fmt.Sprint("concurrent ", i)), ""}
+			switch i % 10 {
+			case 3:
+				c.repo, c.wantCode = "nope/r", apperr.ENOTFOUND // project missing
+			case 7:
+				c.ctx, c.wantCode = cancelled, apperr.EUNAVAILABLE
+			}
+			calls = append(calls, c)
+		}
+		errs := make([]error, len(calls))
+		var wg sync.WaitGroup
+		for i, c := range calls {
+			wg.Go(func() { errs[i] = e.s.PutLinkedBlob(c.ctx, c.repo, c.d, int64(i)) })
+		}
+		wg.Wait()
+		for i, c := range calls {
+			if got := apperr.Code(errs[i]); got != c.wantCode {
+				t.Errorf("call %d (%s): error %v, want code %q", i, c.repo, errs[i], c.wantCode)
+			}
+			b, err := e.s.LinkedBlob(e.ctx, c.repo, c.d)
+			switch {
+			case c.wantCode == "" && (err != nil || b.Size != int64(i)):
+				t.Errorf("call %d: LinkedBlob = %+v, %v; want size %d", i, b, err, i)
+			case c.wantCode != "":
+				if _, err := e.s.Blob(e.ctx, c.d); apperr.Code(err) != apperr.ENOTFOUND {
+					t.Errorf("failed call %d recorded its blob (err %v)", i, err)
+				}
+			}
 		}
 	}},
 	{"sha512 digests", func(t *testing.T, e *env) {
