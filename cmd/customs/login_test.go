@@ -175,6 +175,28 @@ func TestLoginAndRBACCommands(t *testing.T) {
 	}
 	must(t, "new-developer-pw\n", "login", url, "-u", "developer", "--password-stdin")
 
+	// Logging out everywhere ends the stored login (a refresh token), not
+	// the password.
+	if out := must(t, "", "user", "revoke-sessions"); !strings.Contains(out, "your sessions and refresh tokens ended") {
+		t.Fatalf("revoke-sessions: %s", out)
+	}
+	if _, err := run(t, "", "user", "whoami"); apperr.Code(err) != apperr.EUNAUTHORIZED {
+		t.Fatalf("after revoke-sessions the stored login still works: %v", err)
+	}
+	must(t, "new-developer-pw\n", "login", url, "-u", "developer", "--password-stdin")
+	if _, err := run(t, "", "user", "revoke-sessions", "admin"); apperr.Code(err) != apperr.EDENIED {
+		t.Fatalf("developer ending the administrator's sessions: %v", err)
+	}
+	t.Setenv("CUSTOMS_USERNAME", "admin")
+	t.Setenv("CUSTOMS_PASSWORD", testAdminPassword)
+	must(t, "", "user", "revoke-sessions", "developer")
+	t.Setenv("CUSTOMS_USERNAME", "")
+	t.Setenv("CUSTOMS_PASSWORD", "")
+	if _, err := run(t, "", "user", "whoami"); apperr.Code(err) != apperr.EUNAUTHORIZED {
+		t.Fatalf("after the administrator ended them, the developer's stored login still works: %v", err)
+	}
+	must(t, "new-developer-pw\n", "login", url, "-u", "developer", "--password-stdin")
+
 	// An administrator disables the developer: the stored login stops at once.
 	t.Setenv("CUSTOMS_USERNAME", "admin")
 	t.Setenv("CUSTOMS_PASSWORD", testAdminPassword)

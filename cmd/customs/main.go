@@ -35,7 +35,7 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 	}
 	root.AddCommand(newServeCmd(), newProjectCmd(), newGCCmd(), newConfigCmd(), newImageCmd(),
-		newLoginCmd(), newLogoutCmd(), newUserCmd(), newRobotCmd(), newAuditCmd(), newVulndbCmd(), newScanCmd(), newPolicyCmd(), newAllowlistCmd(), newAdmissionCmd(), newGateCmd())
+		newLoginCmd(), newLogoutCmd(), newUserCmd(), newRobotCmd(), newAuditCmd(), newVulndbCmd(), newScanCmd(), newPolicyCmd(), newAllowlistCmd(), newAdmissionCmd(), newGateCmd(), newAuthCmd(), newRepoCmd())
 	return root
 }
 

@@ -145,7 +145,7 @@ func newUserCmd() *cobra.Command {
 		}
 	}
 	t, f := true, false
-	disable := flag("disable", "Disable a user: no more logins; their registry tokens stop within the token lifetime", "disabled",
+	disable := flag("disable", "Disable a user: no more logins, their sessions end; their registry tokens stop within the token lifetime", "disabled",
 		func() api.UpdateUserRequest { return api.UpdateUserRequest{Disabled: &t} })
 	enable := flag("enable", "Enable a disabled user", "enabled",
 		func() api.UpdateUserRequest { return api.UpdateUserRequest{Disabled: &f} })
@@ -208,6 +208,41 @@ password.`,
 	}
 	passwd.Flags().BoolVar(&passwdStdin, "password-stdin", false, "read the passwords from stdin, one per line")
 
-	cmd.AddCommand(list, create, whoami, get, del, disable, enable, admins, passwd)
+	revoke := &cobra.Command{
+		Use:   "revoke-sessions [NAME]",
+		Short: "Log a user (without NAME: yourself) out everywhere",
+		Long: `Log a user out everywhere: every login session (the OIDC session cookie of
+the UI and API) and refresh token (customs login, docker's identity token)
+of theirs issued before stops working at once, on every replica. Use it
+for a lost or stolen laptop. System administrators may name anyone; other
+users only themselves.
+
+It does not change passwords or CLI secrets, and access tokens already
+issued to registry clients stay valid until they expire (auth.tokenTTL,
+5 minutes by default): when a password or CLI secret may have been copied
+too, also change it (customs user passwd; a new CLI secret replaces the
+old one). Changing a password, disabling and enabling a user also end
+their sessions. Audited as user.sessions.revoke.
+
+If you end your own sessions, customs login again.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: clientCmd(cf, func(cmd *cobra.Command, c *apiclient.Client, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			if err := c.EndUserSessions(cmd.Context(), name); err != nil {
+				return err
+			}
+			if name == "" {
+				fmt.Fprintln(cmd.OutOrStdout(), "your sessions and refresh tokens ended, this machine's too: customs login again")
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "sessions and refresh tokens of %s ended: they log in again\n", name)
+			}
+			return nil
+		}),
+	}
+
+	cmd.AddCommand(list, create, whoami, get, del, disable, enable, admins, passwd, revoke)
 	return cmd
 }

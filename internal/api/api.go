@@ -45,6 +45,10 @@ type Authenticator interface {
 	ForgetPermissions()
 	// ClientIP returns the address of r's client, for audit events.
 	ClientIP(r *http.Request) string
+	// EndUserSessions ends every login session and refresh token of user
+	// name issued before, audited as done by by for reason ("" for an
+	// explicit request). ENOTFOUND if the user does not exist.
+	EndUserSessions(ctx context.Context, r *http.Request, by auth.Principal, name, reason string) error
 }
 
 // Store is what the API reads and writes.
@@ -56,6 +60,8 @@ type Store interface {
 	UserGroups(ctx context.Context, user string) ([]string, error)
 	store.RobotStore
 	Repositories(ctx context.Context, project string, page store.Page) ([]string, error)
+	// DeleteRepository: see store.RegistryStore.
+	DeleteRepository(ctx context.Context, name string) (store.RepositoryDeletion, error)
 }
 
 // Options configures the API handler. Store and Auth are required.
@@ -91,6 +97,11 @@ type Options struct {
 	// Workloads, if not nil, serves GET /api/v1/workloads/refused (the last
 	// audit of running workloads).
 	Workloads store.WorkloadAuditStore
+	// TokenKeys, if not nil, serves /api/v1/system/token-keys (list,
+	// :rotate, :prune); TokenKeyMinAge is the refresh-token lifetime, the
+	// least age of a key file :prune removes.
+	TokenKeys      TokenKeys
+	TokenKeyMinAge time.Duration
 }
 
 // maxBody caps JSON request bodies.
@@ -120,6 +131,7 @@ func New(opts Options) http.Handler {
 	mux.Handle("PATCH /api/v1/projects/{name}", h.wrap(h.updateProject))
 	mux.Handle("DELETE /api/v1/projects/{name}", h.wrap(h.deleteProject))
 	mux.Handle("GET /api/v1/projects/{name}/repositories", h.wrap(h.listRepositories))
+	mux.Handle("DELETE /api/v1/projects/{name}/repositories/{rest...}", h.wrap(h.deleteRepository))
 	h.openapiRoutes(mux)
 	h.userRoutes(mux)
 	h.cliSecretRoutes(mux)
@@ -146,6 +158,9 @@ func New(opts Options) http.Handler {
 	}
 	if opts.Workloads != nil {
 		h.workloadRoutes(mux)
+	}
+	if opts.TokenKeys != nil {
+		h.tokenKeyRoutes(mux)
 	}
 	mux.Handle("/api/", h.wrap(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 		return apperr.Errorf(apperr.ENOTFOUND, "no API endpoint %s %s", r.Method, r.URL.Path)

@@ -31,7 +31,9 @@ import (
 	"github.com/customs-dev/customs/internal/api"
 	"github.com/customs-dev/customs/internal/audit"
 	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/auth/oidc"
 	"github.com/customs-dev/customs/internal/blob/fs"
+	"github.com/customs-dev/customs/internal/config"
 	"github.com/customs-dev/customs/internal/decide"
 	"github.com/customs-dev/customs/internal/policy"
 	"github.com/customs-dev/customs/internal/scan"
@@ -49,6 +51,9 @@ import (
 type fullEnv struct {
 	url     string
 	handler http.Handler
+	// oidc serves the OIDC login endpoints beside the API, as customs
+	// serve mounts them; its provider cannot be reached.
+	oidc    *oidc.Handler
 	db      *sqlite.DB
 	audit   *audit.Writer
 	scanner *scan.Scanner
@@ -141,11 +146,19 @@ func newFullEnv(t *testing.T) *fullEnv {
 			Registry: decide.New(decide.Options{Store: db, Allowlists: db, Config: policy.Config{Default: policy.Allowed},
 				Select: func(p *policy.Policy) bool { return len(p.Spec.Scope.Projects) > 0 }}),
 			Runtime: decide.New(decide.Options{Store: db, Allowlists: db})},
-		Workloads: db})
+		Workloads: db, TokenKeys: keys, TokenKeyMinAge: 90 * 24 * time.Hour})
 	seedWorkloadAudit(t, db)
-	srv := httptest.NewServer(handler)
+	oh, err := oidc.New(oidc.Options{Config: config.OIDC{Issuer: "http://127.0.0.1:1/no-provider", ClientID: "customs"},
+		RedirectURL: "http://customs.test" + oidc.CallbackPath, Logins: svc, StateKey: make([]byte, 32), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer := http.NewServeMux()
+	outer.Handle("/api/v1/auth/oidc/", oh) // as internal/server mounts it
+	outer.Handle("/", handler)
+	srv := httptest.NewServer(outer)
 	t.Cleanup(srv.Close)
-	return &fullEnv{url: srv.URL, handler: handler, db: db, audit: aw, scanner: sc, digest: self}
+	return &fullEnv{url: srv.URL, handler: handler, oidc: oh, db: db, audit: aw, scanner: sc, digest: self}
 }
 
 // loadDoc fetches the document the server serves at path and loads it
@@ -308,11 +321,25 @@ func TestOpenAPIComplete(t *testing.T) {
 		}
 		registered[p] = true
 	}
+	// The OIDC login endpoints are served beside the API by the OIDC
+	// handler (x-served-by: oidc in the document).
+	oidcRoutes := map[string]bool{}
+	for _, p := range e.oidc.Patterns() {
+		oidcRoutes[p] = true
+	}
 	doc := loadDoc(t, e.url+"/api/v1/openapi.yaml")
 	documented := map[string]bool{}
+	oidcDocumented := map[string]bool{}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			want := muxPattern(method, path, op)
+			if op.Extensions["x-served-by"] == "oidc" {
+				oidcDocumented[want] = true
+				if !oidcRoutes[want] {
+					t.Errorf("openapi.yaml documents %q as served by the OIDC handler, which does not serve it (it serves %v)", want, e.oidc.Patterns())
+				}
+				continue
+			}
 			documented[want] = true
 			if got := served(method, samplePath(path)); got != want {
 				t.Errorf("documented %s %s is served by %q, not %q", method, path, got, want)
@@ -327,6 +354,11 @@ func TestOpenAPIComplete(t *testing.T) {
 	for p := range documented {
 		if !registered[p] {
 			t.Errorf("openapi.yaml documents %q, which the API does not register", p)
+		}
+	}
+	for p := range oidcRoutes {
+		if !oidcDocumented[p] {
+			t.Errorf("OIDC route %q is not in openapi.yaml (with x-served-by: oidc)", p)
 		}
 	}
 }
@@ -487,12 +519,24 @@ func TestOpenAPIResponses(t *testing.T) {
 		{name: "get user", method: "GET", path: "/api/v1/users/{user}", params: map[string]string{"user": b}, user: b, pw: bpw, want: 200},
 		{name: "update user", method: "PATCH", path: "/api/v1/users/{user}", params: map[string]string{"user": b}, user: a, pw: apw,
 			body: api.UpdateUserRequest{Disabled: new(false)}, want: 200},
+		{name: "end own sessions", method: "DELETE", path: "/api/v1/users/me/sessions", user: b, pw: bpw, want: 204},
+		{name: "end a user's sessions", method: "DELETE", path: "/api/v1/users/{user}/sessions", params: map[string]string{"user": b},
+			user: a, pw: apw, want: 204},
+		{name: "end another's sessions", method: "DELETE", path: "/api/v1/users/{user}/sessions", params: map[string]string{"user": a},
+			user: b, pw: bpw, want: 403},
+		{name: "end a missing user's sessions", method: "DELETE", path: "/api/v1/users/{user}/sessions", params: map[string]string{"user": "nobody"},
+			user: a, pw: apw, want: 404},
+		{name: "end sessions anonymously", method: "DELETE", path: "/api/v1/users/me/sessions", want: 401},
 		{name: "cli secret of a local user", method: "GET", path: "/api/v1/users/me/cli-secret", user: b, pw: bpw, want: 400},
 		{name: "revoke cli secret of a local user", method: "DELETE", path: "/api/v1/users/{user}/cli-secret",
 			params: map[string]string{"user": b}, user: a, pw: apw, want: 400},
 
 		{name: "add member", method: "POST", path: "/api/v1/projects/{name}/members", params: p, user: a, pw: apw,
 			body: map[string]any{"name": b, "role": "developer"}, want: 201},
+		{name: "delete repository as a developer", method: "DELETE", path: "/api/v1/projects/{name}/repositories/{repository}",
+			params: map[string]string{"name": "p", "repository": "team/app"}, user: b, pw: bpw, want: 403},
+		{name: "delete a repository that does not exist", method: "DELETE", path: "/api/v1/projects/{name}/repositories/{repository}",
+			params: map[string]string{"name": "p", "repository": "team/none"}, user: a, pw: apw, want: 404},
 		{name: "list members", method: "GET", path: "/api/v1/projects/{name}/members", params: p, user: b, pw: bpw, want: 200},
 		{name: "change member", method: "PATCH", path: "/api/v1/projects/{name}/members/{member}",
 			params: map[string]string{"name": "p", "member": b}, user: a, pw: apw, body: map[string]any{"role": "maintainer"}, want: 200},
@@ -573,6 +617,23 @@ func TestOpenAPIResponses(t *testing.T) {
 		{name: "remove system allowlist entry", method: "DELETE", path: "/api/v1/system/allowlist/{id}",
 			params: map[string]string{"id": "CVE-2023-0001"}, user: a, pw: apw, want: 200},
 
+		{name: "OIDC login, provider down", method: "GET", path: "/api/v1/auth/oidc/login", query: "next=/api/v1/projects", want: 503},
+		{name: "OIDC callback without state", method: "GET", path: "/api/v1/auth/oidc/callback", query: "code=x", want: 401},
+		{name: "OIDC callback refused by the provider", method: "GET", path: "/api/v1/auth/oidc/callback",
+			query: "error=access_denied&error_description=no", want: 401},
+		{name: "OIDC logout without a session", method: "POST", path: "/api/v1/auth/oidc/logout", want: 204},
+
+		{name: "token keys", method: "GET", path: "/api/v1/system/token-keys", user: a, pw: apw, want: 200},
+		{name: "token keys as bob", method: "GET", path: "/api/v1/system/token-keys", user: b, pw: bpw, want: 403},
+		{name: "rotate token key", method: "POST", path: "/api/v1/system/token-keys:rotate", user: a, pw: apw, want: 201},
+		{name: "rotate token key as bob", method: "POST", path: "/api/v1/system/token-keys:rotate", user: b, pw: bpw, want: 403},
+		{name: "prune token keys", method: "POST", path: "/api/v1/system/token-keys:prune", user: a, pw: apw,
+			body: api.TokenKeyPruneRequest{OlderThan: "100d"}, want: 200},
+		{name: "prune token keys too young", method: "POST", path: "/api/v1/system/token-keys:prune", user: a, pw: apw,
+			body: api.TokenKeyPruneRequest{OlderThan: "1h"}, want: 400},
+		{name: "prune token keys without an age", method: "POST", path: "/api/v1/system/token-keys:prune", user: a, pw: apw,
+			body: map[string]any{}, want: 400, invalid: true},
+
 		{name: "refused workloads", method: "GET", path: "/api/v1/workloads/refused", user: a, pw: apw, want: 200},
 		{name: "refused workloads as bob", method: "GET", path: "/api/v1/workloads/refused", user: b, pw: bpw, want: 403},
 
@@ -584,6 +645,8 @@ func TestOpenAPIResponses(t *testing.T) {
 			params: map[string]string{"name": "p", "member": b}, user: a, pw: apw, want: 204},
 		{name: "delete robot", method: "DELETE", path: "/api/v1/robots/{robot}", params: map[string]string{"robot": "robot$p+push"}, user: a, pw: apw, want: 204},
 		{name: "delete user", method: "DELETE", path: "/api/v1/users/{user}", params: map[string]string{"user": b}, user: a, pw: apw, want: 204},
+		{name: "delete repository", method: "DELETE", path: "/api/v1/projects/{name}/repositories/{repository}",
+			params: map[string]string{"name": "pub", "repository": "app"}, user: a, pw: apw, want: 200},
 	}
 	for _, c := range calls {
 		k.do(c)
@@ -704,6 +767,9 @@ func TestOpenAPISecurity(t *testing.T) {
 	n := 0
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
+			if op.Extensions["x-served-by"] == "oidc" {
+				continue // browser logins: a 401 there is a failed login, not missing credentials
+			}
 			security := doc.Security
 			if op.Security != nil {
 				security = *op.Security

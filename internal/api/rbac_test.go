@@ -36,6 +36,7 @@ func (r *recorder) find(action string) []audit.Event {
 // administrator "admin", projects p and q, and a recorder of audit events.
 type apiEnv struct {
 	url   string
+	svc   *auth.Service
 	db    *sqlite.DB
 	rec   *recorder
 	admin *apiclient.Client
@@ -84,7 +85,7 @@ func newAPIEnv(t *testing.T, limiter auth.LoginLimiter) *apiEnv {
 				Select: func(p *policy.Policy) bool { return len(p.Spec.Scope.Projects) > 0 }}),
 			Runtime: decide.New(decide.Options{Store: db, Allowlists: db})}}))
 	t.Cleanup(srv.Close)
-	return &apiEnv{url: srv.URL, db: db, rec: rec, admin: &apiclient.Client{BaseURL: srv.URL, Username: "admin", Password: adminPW}}
+	return &apiEnv{url: srv.URL, svc: svc, db: db, rec: rec, admin: &apiclient.Client{BaseURL: srv.URL, Username: "admin", Password: adminPW}}
 }
 
 func (e *apiEnv) as(user, pw string) *apiclient.Client {

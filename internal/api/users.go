@@ -38,6 +38,42 @@ func (h *handler) userRoutes(mux *http.ServeMux) {
 	mux.Handle("PATCH /api/v1/users/{user}", h.wrap(h.updateUser))
 	mux.Handle("DELETE /api/v1/users/{user}", h.wrap(h.deleteUser))
 	mux.Handle("PUT /api/v1/users/{user}/password", h.wrap(h.changePassword))
+	mux.Handle("DELETE /api/v1/users/me/sessions", h.wrap(h.endSessions))
+	mux.Handle("DELETE /api/v1/users/{user}/sessions", h.wrap(h.endSessions))
+}
+
+// Reasons of the user.sessions.revoke events that follow other changes.
+const (
+	reasonPasswordChanged = "password changed"
+	reasonDisabled        = "account disabled"
+	reasonEnabled         = "account enabled"
+)
+
+// endSessions ends every login session and refresh token of a user issued
+// before ("log out everywhere"): system administrators for anyone, users
+// for themselves (/users/me/sessions or their own name). Passwords, CLI
+// secrets and robot secrets are not changed.
+func (h *handler) endSessions(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	name := r.PathValue("user")
+	if name == "" {
+		if err := requireUser(p); err != nil {
+			return err
+		}
+		if p.Kind != auth.KindUser {
+			return apperr.Errorf(apperr.EINVALID, "login sessions are users'; a %s has none (rotate its secret instead)", p.Kind)
+		}
+		name = p.Name
+	}
+	u, err := h.targetUserNamed(r, p, name, auth.ActionSessionsRevoke)
+	if err != nil {
+		return err
+	}
+	if err := h.opts.Auth.EndUserSessions(r.Context(), r, p, u.Name, ""); err != nil {
+		return err
+	}
+	reqLogger(r, h).Info("sessions ended", "user", u.Name, "by", p.Name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // User is the API representation of a user. It never carries a password
@@ -176,7 +212,11 @@ func (h *handler) me(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 // or that user; otherwise EDENIED (ENOTFOUND for a missing user, to
 // administrators only).
 func (h *handler) targetUser(r *http.Request, p auth.Principal, auditAction string) (*store.User, error) {
-	name := r.PathValue("user")
+	return h.targetUserNamed(r, p, r.PathValue("user"), auditAction)
+}
+
+// targetUserNamed is targetUser for user name.
+func (h *handler) targetUserNamed(r *http.Request, p auth.Principal, name, auditAction string) (*store.User, error) {
 	if err := requireUser(p); err != nil {
 		return nil, err
 	}
@@ -232,7 +272,8 @@ func (h *handler) updateUser(w http.ResponseWriter, r *http.Request, p auth.Prin
 		events = append(events, audit.Event{Action: auditUserUpdate, Resource: resource,
 			Details: map[string]string{"admin": strconv.FormatBool(u.Admin)}})
 	}
-	if req.Disabled != nil && *req.Disabled != u.Disabled {
+	disabledChanged := req.Disabled != nil && *req.Disabled != u.Disabled
+	if disabledChanged {
 		u.Disabled = *req.Disabled
 		action := auditUserEnable
 		if u.Disabled {
@@ -248,6 +289,17 @@ func (h *handler) updateUser(w http.ResponseWriter, r *http.Request, p auth.Prin
 		reqLogger(r, h).Info("user updated", "user", u.Name, "admin", u.Admin, "disabled", u.Disabled, "by", p.Name)
 		for _, e := range events {
 			h.audit(r, p, e)
+		}
+		if disabledChanged {
+			// Disabling refuses the user's sessions already; ending them
+			// too keeps enabling the account from bringing them back.
+			reason := reasonEnabled
+			if u.Disabled {
+				reason = reasonDisabled
+			}
+			if err := h.opts.Auth.EndUserSessions(r.Context(), r, p, u.Name, reason); err != nil {
+				return err
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, toUser(*u))
@@ -319,6 +371,9 @@ func (h *handler) changePassword(w http.ResponseWriter, r *http.Request, p auth.
 	}
 	reqLogger(r, h).Info("password changed", "user", u.Name, "by", p.Name)
 	h.audit(r, p, audit.Event{Action: auditUserPassword, Resource: resource})
+	if err := h.opts.Auth.EndUserSessions(r.Context(), r, p, u.Name, reasonPasswordChanged); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

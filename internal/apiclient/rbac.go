@@ -63,6 +63,17 @@ func (c *Client) ChangePassword(ctx context.Context, name, oldPassword, newPassw
 		api.ChangePasswordRequest{OldPassword: oldPassword, NewPassword: newPassword}, nil)
 }
 
+// EndUserSessions logs user name out everywhere: every login session and
+// refresh token of theirs issued before stops working (administrators for
+// anyone, users for themselves). "" means the caller.
+func (c *Client) EndUserSessions(ctx context.Context, name string) error {
+	path := "/api/v1/users/me/sessions"
+	if name != "" {
+		path = userPath(name) + "/sessions"
+	}
+	return c.do(ctx, http.MethodDelete, path, nil, nil)
+}
+
 // Members lists a project's members.
 func (c *Client) Members(ctx context.Context, project string) ([]api.Member, error) {
 	var out struct {

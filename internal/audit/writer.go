@@ -44,6 +44,12 @@ type WriterOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Now stamps events recorded without a time (default time.Now).
 	Now func() time.Time
+	// Skip lists actions (exact names, such as "artifact.pull") whose
+	// successful events are not stored: an operator's choice (config
+	// audit.skip) for high-volume actions. Denied and failed events of
+	// these actions are still stored. Skipped events are counted in
+	// customs_audit_events_skipped_total.
+	Skip []string
 }
 
 // Writer is the Recorder every server component records through: Record
@@ -60,6 +66,7 @@ type WriterOptions struct {
 // deadline passes (logged and counted in customs_audit_events_lost_total).
 type Writer struct {
 	o      WriterOptions
+	skip   map[string]bool // WriterOptions.Skip
 	log    *slog.Logger
 	m      writerMetrics
 	ctx    context.Context // cancelled when Close gives up
@@ -79,9 +86,9 @@ type Writer struct {
 var _ Recorder = (*Writer)(nil)
 
 type writerMetrics struct {
-	written, flushErrors, blocked, overflow, rejected, lost prometheus.Counter
-	batchSize, flushSeconds                                 prometheus.Histogram
-	queueLength                                             prometheus.GaugeFunc
+	written, flushErrors, blocked, overflow, rejected, lost, skipped prometheus.Counter
+	batchSize, flushSeconds                                          prometheus.Histogram
+	queueLength                                                      prometheus.GaugeFunc
 }
 
 // NewWriter starts a Writer. Call Close to stop it.
@@ -121,10 +128,16 @@ func NewWriter(o WriterOptions) *Writer {
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
+	if len(o.Skip) > 0 {
+		w.skip = make(map[string]bool, len(o.Skip))
+		for _, a := range o.Skip {
+			w.skip[a] = true
+		}
+	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.m = newWriterMetrics(w.Pending)
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(w.m.written, w.m.flushErrors, w.m.blocked, w.m.overflow, w.m.rejected, w.m.lost,
+		o.Registerer.MustRegister(w.m.written, w.m.flushErrors, w.m.blocked, w.m.overflow, w.m.rejected, w.m.lost, w.m.skipped,
 			w.m.batchSize, w.m.flushSeconds, w.m.queueLength)
 	}
 	go w.run()
@@ -142,6 +155,7 @@ func newWriterMetrics(pending func() int) writerMetrics {
 		overflow:    counter("customs_audit_queue_overflow_total", "Audit events queued beyond the queue size after waiting for room."),
 		rejected:    counter("customs_audit_events_rejected_total", "Invalid audit events refused (a producer's bug; each is logged)."),
 		lost:        counter("customs_audit_events_lost_total", "Audit events that could not be stored before shutdown (each batch is logged)."),
+		skipped:     counter("customs_audit_events_skipped_total", "Successful audit events not stored because their action is in audit.skip."),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "customs_audit_batch_size", Help: "Audit events per stored batch.",
 			Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000},
@@ -160,7 +174,13 @@ func newWriterMetrics(pending func() int) writerMetrics {
 // e.Time is zero and fills ClientIP and UserAgent from ctx (see WithClient)
 // where e lacks them. It returns without waiting for the store, unless the
 // queue is full (then it waits up to MaxBlock), and never fails the caller.
+// A successful event of an action in WriterOptions.Skip is counted and
+// dropped.
 func (w *Writer) Record(ctx context.Context, e Event) {
+	if w.skip != nil && e.Outcome == Success && w.skip[e.Action] {
+		w.m.skipped.Inc()
+		return
+	}
 	if e.Time.IsZero() {
 		e.Time = w.o.Now()
 	}

@@ -406,3 +406,48 @@ func BenchmarkRecord(b *testing.B) {
 		}
 	})
 }
+
+// TestWriterSkip: successful events of a skipped action are counted and not
+// stored; the same action denied or failed, and other actions, are stored
+// and the chain verifies.
+func TestWriterSkip(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "customs.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w, reg, _ := newWriter(t, db, func(o *audit.WriterOptions) { o.Skip = []string{"artifact.pull"} })
+	ctx := context.Background()
+	pull := event("a", 1)
+	denied := event("a", 2)
+	denied.Outcome, denied.Reason = audit.Denied, "not a member"
+	failed := event("a", 3)
+	failed.Outcome = audit.Failure
+	push := event("a", 4)
+	push.Action = "artifact.push"
+	pullAll := event("a", 5)
+	pullAll.Action = "artifact.pull.all" // exact names only
+	for _, e := range []audit.Event{pull, denied, pull, failed, push, pullAll} {
+		w.Record(ctx, e)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.AuditEvents(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for _, e := range got {
+		stored = append(stored, e.Resource)
+	}
+	if want := []string{"a/5", "a/4", "a/3", "a/2"}; strings.Join(stored, " ") != strings.Join(want, " ") {
+		t.Fatalf("stored %v, want %v (newest first)", stored, want)
+	}
+	if v := metric(t, reg, "customs_audit_events_skipped_total"); v != 2 {
+		t.Errorf("skipped metric %v, want 2", v)
+	}
+	if rep, err := audit.VerifyStore(ctx, db); err != nil || !rep.OK {
+		t.Fatalf("VerifyStore = %+v, %v", rep, err)
+	}
+}

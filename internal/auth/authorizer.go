@@ -200,7 +200,8 @@ var APIScope = Access{Type: TypeAPI, Name: "v1", Actions: []string{ActionAll}}
 // resource a names: the subset of a.Actions, plus, when a.Actions holds
 // "*", each specific action p may perform (so that a request for "*" can be
 // granted less). The catalog is for system administrators only; the API
-// scope for any authenticated identity.
+// scope for any authenticated identity; a repository name that is not
+// <project>/<path> gets nothing.
 func permitted(ctx context.Context, z Authorizer, p Principal, a Access) ([]string, error) {
 	switch a.Type {
 	case TypeRegistry:
@@ -217,7 +218,12 @@ func permitted(ctx context.Context, z Authorizer, p Principal, a Access) ([]stri
 	default:
 		return nil, nil
 	}
-	project, _, _ := strings.Cut(a.Name, "/")
+	project, path, ok := strings.Cut(a.Name, "/")
+	if !ok || path == "" {
+		// Not <project>/<path>: no repository of customs has this name,
+		// so nothing is granted on it (not the project's permissions).
+		return nil, nil
+	}
 	set, err := z.ProjectPermissions(ctx, p, project)
 	if err != nil {
 		return nil, err

@@ -80,7 +80,7 @@ func (s *Service) loginDirectory(ctx context.Context, r *http.Request, name, pas
 		key := s.credKey(name, password, dirKeyPrefix+u.ExternalID)
 		if _, ok := s.creds.get(key, s.clock()); ok {
 			s.limiter.Done(ctx, name, remote, true)
-			return Principal{Kind: KindUser, Name: u.Name, Admin: u.Admin}, u.PasswordHash, nil
+			return Principal{Kind: KindUser, Name: u.Name, Admin: u.Admin}, userCred(u), nil
 		}
 	}
 	du, err := s.directory.Authenticate(ctx, name, password)
@@ -107,7 +107,7 @@ func (s *Service) loginDirectory(ctx context.Context, r *http.Request, name, pas
 	}
 	s.limiter.Done(ctx, name, remote, true)
 	s.auditLoginFrom(ctx, r, u.Name, store.SourceLDAP, audit.Success, "")
-	return Principal{Kind: KindUser, Name: u.Name, Admin: u.Admin}, u.PasswordHash, nil
+	return Principal{Kind: KindUser, Name: u.Name, Admin: u.Admin}, userCred(u), nil
 }
 
 // failLogin reports a failed password login of user name checked at

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -79,10 +80,12 @@ type KeyDirOptions struct {
 // after the others) and Reload. New tokens are then signed with the new key
 // while tokens signed by older keys keep verifying as long as their files
 // stay. Remove an old key file (or replace it with its public key) only once
-// the longest-lived token it signed has expired: the refresh-token lifetime.
-// With several replicas sharing the directory, a replica that sees a token
-// with an unknown key id reloads the directory (at most once per
-// ReloadInterval), so a rotation done on one replica is picked up by all.
+// the longest-lived token it signed has expired: the refresh-token lifetime
+// after it stopped signing (Prune does so). With several replicas sharing
+// the directory, each runs Watch, which reloads the directory when its
+// listing changes, and a replica that sees a token with an unknown key id
+// reloads at once (at most once per ReloadInterval), so a rotation done on
+// one replica is picked up by all.
 type KeyDir struct {
 	dir            string
 	clock          func() time.Time
@@ -347,4 +350,156 @@ func writeFileAtomic(dir, name string, data []byte) (err error) {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// KeyInfo describes one key file of a KeyDir; it never holds key material.
+type KeyInfo struct {
+	// ID is the key id (the "kid" header of the tokens it signs).
+	ID string `json:"id"`
+	// File is the file's name within the key directory.
+	File string `json:"file"`
+	// Private says whether the file holds a private key (it can sign);
+	// false for a public-key-only file (it only verifies).
+	Private bool `json:"private"`
+	// Signing says whether this key signs new tokens.
+	Signing bool `json:"signing"`
+	// Modified is the file's modification time (a key written by Rotate:
+	// its creation time).
+	Modified time.Time `json:"modified"`
+	// Retired is when the key stopped signing, as far as the files tell:
+	// the modification time of the first private key file sorting after
+	// it (or its own, if later). Zero for the signing key and for a key
+	// no private key sorts after: they may still sign.
+	Retired time.Time `json:"retired,omitzero"`
+}
+
+// Keys lists the directory's key files as they are now, in file name order;
+// Signing marks the key that signs since the last Reload (none, if its file
+// was removed since).
+func (k *KeyDir) Keys() ([]KeyInfo, error) {
+	files, err := k.pemFiles()
+	if err != nil {
+		return nil, err
+	}
+	k.mu.RLock()
+	signing := k.signing.ID
+	k.mu.RUnlock()
+	out := make([]KeyInfo, 0, len(files))
+	for _, name := range files {
+		path := filepath.Join(k.dir, name)
+		priv, pub, err := readKeyFile(path)
+		if err != nil {
+			return nil, apperr.Wrap(err, apperr.EINTERNAL, "cannot load token key "+name)
+		}
+		kid, err := KeyID(pub)
+		if err != nil {
+			return nil, apperr.Wrap(err, apperr.EINTERNAL, "cannot load token key "+name)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, apperr.Wrap(err, apperr.EINTERNAL, "cannot stat token key "+name)
+		}
+		out = append(out, KeyInfo{ID: kid, File: name, Private: priv != nil, Signing: priv != nil && kid == signing, Modified: fi.ModTime().UTC()})
+	}
+	// A key stopped signing when a private key sorting after it was
+	// written; walk from the last file back, remembering the nearest one.
+	var next time.Time
+	for i := len(out) - 1; i >= 0; i-- {
+		if !out[i].Signing && !next.IsZero() {
+			out[i].Retired = next
+			if out[i].Modified.After(next) {
+				out[i].Retired = out[i].Modified
+			}
+		}
+		if out[i].Private {
+			next = out[i].Modified
+		}
+	}
+	return out, nil
+}
+
+// Prune removes the key files retired (see KeyInfo.Retired) before cutoff
+// and reloads; the signing key, and any key no private key sorts after,
+// are never removed. It returns what it removed. Tokens signed by a
+// removed key stop verifying at once: pass a cutoff at least the longest
+// token lifetime (the refresh-token lifetime) ago. Prune refuses
+// (EINVALID) a cutoff later than now minus minAge.
+func (k *KeyDir) Prune(cutoff time.Time, minAge time.Duration) ([]KeyInfo, error) {
+	if limit := k.clock().Add(-minAge); cutoff.After(limit) {
+		return nil, apperr.Errorf(apperr.EINVALID, "refusing to remove keys younger than %s (the refresh token lifetime): tokens they signed may still be in use", minAge)
+	}
+	keys, err := k.Keys()
+	if err != nil {
+		return nil, err
+	}
+	var removed []KeyInfo
+	for _, ki := range keys {
+		if ki.Signing || ki.Retired.IsZero() || !ki.Retired.Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(k.dir, ki.File)); err != nil {
+			return removed, apperr.Wrap(err, apperr.EINTERNAL, "cannot remove token key "+ki.File)
+		}
+		k.logger.Info("token key removed", "file", filepath.Join(k.dir, ki.File), "kid", ki.ID)
+		removed = append(removed, ki)
+	}
+	if len(removed) > 0 {
+		if err := k.Reload(); err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+// listing is a cheap fingerprint of the directory's key files: names,
+// sizes and modification times, without reading them.
+func (k *KeyDir) listing() (string, error) {
+	entries, err := os.ReadDir(k.dir)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".pem") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile: the next check sees it
+		}
+		fmt.Fprintf(&b, "%s\x00%d\x00%d\n", e.Name(), fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String(), nil
+}
+
+// Watch checks the directory every interval until ctx ends and reloads it
+// when its listing (file names, sizes, modification times) changed, so a
+// key file placed, replaced or removed by hand — or by Rotate on another
+// replica sharing the directory — signs and verifies within one interval.
+// A check reads the directory only; a failed reload is logged and the keys
+// loaded before stay in use.
+func (k *KeyDir) Watch(ctx context.Context, interval time.Duration) {
+	last, _ := k.listing()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now, err := k.listing()
+		if err != nil {
+			k.logger.Warn("checking token key directory failed", "dir", k.dir, "err", err)
+			continue
+		}
+		if now == last {
+			continue
+		}
+		if err := k.Reload(); err != nil {
+			k.logger.Warn("reloading token keys failed; keeping the keys loaded before", "dir", k.dir, "err", err)
+			continue // retried at the next check
+		}
+		last = now
+	}
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -250,4 +251,118 @@ func mustECDER(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// TestKeyDirWatch places a key file by hand, as an operator or another
+// replica would, and waits for Watch to make it sign without any token
+// asking for it.
+func TestKeyDirWatch(t *testing.T) {
+	dir := t.TempDir()
+	a, err := OpenKeyDir(dir, KeyDirOptions{ReloadInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Watch(ctx, 20*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	old, _ := a.SigningKey()
+
+	b, err := OpenKeyDir(dir, KeyDirOptions{}) // the other replica
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := b.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if s, _ := a.SigningKey(); s.ID == kid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Watch did not load the new key %s in 5s", kid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := a.PublicKey(old.ID); err != nil {
+		t.Fatalf("old key no longer verifies: %v", err)
+	}
+}
+
+func TestKeyDirKeysAndPrune(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	k, err := OpenKeyDir(dir, KeyDirOptions{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := k.SigningKey()
+	now = now.Add(time.Second)
+	second, err := k.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	third, err := k.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := k.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 3 || keys[0].ID != first.ID || keys[0].Signing || keys[1].ID != second || keys[1].Signing ||
+		keys[2].ID != third || !keys[2].Signing || !keys[2].Private || !keys[2].Retired.IsZero() {
+		t.Fatalf("keys %+v: want the first two (not signing) then the new signing key", keys)
+	}
+	// The first key was written 200 days ago and replaced 100 days ago; the
+	// second, written 100 days ago, was replaced just now: it is old, but
+	// refresh tokens it signed yesterday are still valid.
+	day := 24 * time.Hour
+	setMtime := func(file string, tm time.Time) {
+		t.Helper()
+		if err := os.Chtimes(filepath.Join(dir, file), tm, tm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setMtime(keys[0].File, now.Add(-200*day))
+	setMtime(keys[1].File, now.Add(-100*day))
+	keys, _ = k.Keys()
+	if !keys[0].Retired.Equal(now.Add(-100*day)) || !keys[1].Retired.Equal(keys[2].Modified) {
+		t.Fatalf("retired times %v, %v: want the next key's modification times", keys[0].Retired, keys[1].Retired)
+	}
+	if _, err := k.Prune(now.Add(-time.Hour), 90*day); apperr.Code(err) != apperr.EINVALID {
+		t.Fatalf("prune of keys younger than the minimum age: %v, want EINVALID", err)
+	}
+	removed, err := k.Prune(now.Add(-90*day), 90*day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0].ID != first.ID {
+		t.Fatalf("removed %+v, want the first key only", removed)
+	}
+	if _, err := k.PublicKey(first.ID); err == nil {
+		t.Fatal("a removed key still verifies")
+	}
+	if _, err := k.PublicKey(second); err != nil {
+		t.Fatalf("the key retired just now was removed: %v", err)
+	}
+	// The signing key is never removed, however old.
+	keys, _ = k.Keys()
+	setMtime(keys[len(keys)-1].File, now.Add(-300*day))
+	removed, err = k.Prune(now.Add(-90*day), 90*day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range removed {
+		if r.ID == third {
+			t.Fatalf("pruned the signing key: %+v", removed)
+		}
+	}
+	if s, _ := k.SigningKey(); s.ID != third {
+		t.Fatalf("after pruning %s signs, want %s", s.ID, third)
+	}
 }

@@ -45,7 +45,12 @@ const (
 // Options configures a Service. Users and Keys are required; Projects is
 // required unless Authorizer is given.
 type Options struct {
-	Users    store.UserStore
+	Users store.UserStore
+	// Sessions records logged-out sessions and ends all of a user's
+	// sessions; nil means Users, if it is a store.SessionStore, else
+	// sessions cannot be revoked (they end at expiry or when the user is
+	// disabled).
+	Sessions store.SessionStore
 	Projects ProjectGetter
 	Keys     KeyStore
 	// Members gives users their project roles (default authorizer); nil
@@ -76,9 +81,10 @@ type Options struct {
 	// Projects, Members, Groups and Robots.
 	Authorizer Authorizer
 	// PermissionCacheTTL is how long the permission decisions behind
-	// Basic-authenticated registry requests and catalog filtering are
-	// remembered; default 5 seconds, negative disables. Token issues and
-	// API checks always read the store.
+	// Basic-authenticated registry requests, catalog filtering and Entitled
+	// (with the token holder's identity it reads) are remembered; default 5
+	// seconds, negative disables. Token issues and API checks always read
+	// the store.
 	PermissionCacheTTL time.Duration
 	// Limiter throttles password guessing; default NoLoginLimit.
 	Limiter LoginLimiter
@@ -118,6 +124,7 @@ type Options struct {
 type Service struct {
 	hashes      *hashGate
 	users       store.UserStore
+	sessions    store.SessionStore
 	userGroups  GroupStore
 	directory   Directory
 	dirTTL      time.Duration
@@ -128,6 +135,7 @@ type Service struct {
 	recorder    audit.Recorder
 	permTTL     time.Duration
 	perms       *lru[permKey, rbac.Set]
+	identities  *lru[identityKey, Principal]
 	tokens      *tokens
 	service     string
 	tokenTTL    time.Duration
@@ -140,8 +148,9 @@ type Service struct {
 	logger      *slog.Logger
 
 	credSecret [32]byte
-	creds      *lru[[32]byte, struct{}]      // HMAC(user, password, stored hash) -> verified
-	verified   *lru[[32]byte, verifiedToken] // sha256(token) -> verified claims
+	creds      *lru[[32]byte, struct{}]        // HMAC(user, password, stored hash) -> verified
+	verified   *lru[[32]byte, verifiedToken]   // sha256(token) -> verified claims
+	sessionsOK *lru[[32]byte, verifiedSession] // sha256(session token) -> verified claims
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -180,6 +189,10 @@ func NewService(opts Options) (*Service, error) {
 		trustProxy: opts.TrustProxyHeaders, params: opts.PasswordParams, credTTL: opts.CredentialCacheTTL,
 		clock: opts.Clock, logger: opts.Logger,
 		userGroups: opts.UserGroups, directory: opts.Directory, dirTTL: opts.DirectoryCacheTTL,
+		sessions: opts.Sessions,
+	}
+	if s.sessions == nil {
+		s.sessions, _ = opts.Users.(store.SessionStore)
 	}
 	if s.dirTTL == 0 {
 		s.dirTTL = time.Minute
@@ -221,6 +234,7 @@ func NewService(opts Options) (*Service, error) {
 		permSize = 0
 	}
 	s.perms = newLRU[permKey, rbac.Set](permSize)
+	s.identities = newLRU[identityKey, Principal](permSize)
 	if s.service == "" {
 		s.service = "customs"
 	}
@@ -268,6 +282,7 @@ func NewService(opts Options) (*Service, error) {
 	}
 	s.creds = newLRU[[32]byte, struct{}](credSize)
 	s.verified = newLRU[[32]byte, verifiedToken](tokenCacheSize)
+	s.sessionsOK = newLRU[[32]byte, verifiedSession](tokenCacheSize)
 	s.tokens = newTokens(opts.Keys, s.service, issuer, s.clock)
 	return s, nil
 }
@@ -324,8 +339,9 @@ func (s *Service) bearer(token string) (Principal, error) {
 }
 
 // login checks a user's name and password, or a robot's name and secret,
-// and returns the identity's principal and the stored credential hash
-// (which refresh tokens are bound to). Every failure is EUNAUTHORIZED with
+// and returns the identity's principal and what refresh tokens are bound
+// to (the stored credential hash; for users with their session
+// generation, see userCred). Every failure is EUNAUTHORIZED with
 // one message, whatever the reason (logged and audited); a store failure is
 // EUNAVAILABLE; a refusal by the limiter is its error (audited).
 func (s *Service) login(ctx context.Context, r *http.Request, name, password string) (Principal, string, error) {
@@ -393,7 +409,7 @@ func (s *Service) login(ctx context.Context, r *http.Request, name, password str
 		s.auditLogin(ctx, r, kind, name, audit.Success, "")
 	}
 	s.limiter.Done(ctx, name, remote, true)
-	return Principal{Kind: KindUser, Name: u.Name, Admin: u.Admin}, u.PasswordHash, nil
+	return Principal{Kind: KindUser, Name: u.Name, Admin: u.Admin}, userCred(u), nil
 }
 
 // loginRobot checks a robot's secret; see login.
@@ -537,7 +553,7 @@ func denial(p Principal, a Access, act string) error {
 // repository repo now, whatever p's token grants. Errors (an unknown or
 // disabled user, a store failure) count as no.
 func (s *Service) Entitled(ctx context.Context, p Principal, repo, action string) bool {
-	id, err := s.identity(ctx, p)
+	id, err := s.cachedIdentity(ctx, p)
 	if err != nil {
 		s.logger.Debug("entitlement check failed", "principal", p.Name, "err", err)
 		return false
@@ -584,6 +600,36 @@ func (s *Service) identity(ctx context.Context, p Principal) (Principal, error) 
 	return Principal{Kind: p.Kind, Name: p.Name}, nil
 }
 
+// identityKey names a token principal's identity in the identity cache.
+type identityKey struct {
+	kind Kind
+	name string
+}
+
+// cachedIdentity is identity with its answers remembered for
+// PermissionCacheTTL, as the permission decisions they feed are: Entitled
+// runs on every manifest and blob GET (does the puller have push rights,
+// which bypass the pull door?), and reading the user or robot each time was
+// the largest part of a pull's server CPU. Failures are not remembered, and
+// ForgetPermissions forgets the rest (a user disabled through this replica
+// loses push rights at once; on others within PermissionCacheTTL).
+func (s *Service) cachedIdentity(ctx context.Context, p Principal) (Principal, error) {
+	if !p.Token || p.Kind == KindAnonymous {
+		return s.identity(ctx, p)
+	}
+	k := identityKey{kind: p.Kind, name: p.Name}
+	now := s.clock()
+	if id, ok := s.identities.get(k, now); ok {
+		return id, nil
+	}
+	id, err := s.identity(ctx, p)
+	if err != nil {
+		return Principal{}, err
+	}
+	s.identities.put(k, id, now.Add(s.permTTL))
+	return id, nil
+}
+
 // cachedPermitted is permitted with the project permissions of the
 // identity remembered for PermissionCacheTTL.
 func (s *Service) cachedPermitted(ctx context.Context, p Principal, a Access) ([]string, error) {
@@ -613,7 +659,10 @@ func (c cachingAuthorizer) ProjectPermissions(ctx context.Context, p Principal, 
 // change of memberships, roles or robots made through this replica applies
 // to its next Basic-authenticated request at once (other replicas see it
 // within PermissionCacheTTL).
-func (s *Service) ForgetPermissions() { s.perms.clear() }
+func (s *Service) ForgetPermissions() {
+	s.perms.clear()
+	s.identities.clear()
+}
 
 // auditLogin records a login attempt.
 func (s *Service) auditLogin(ctx context.Context, r *http.Request, kind Kind, name string, outcome audit.Outcome, reason string) {
@@ -743,3 +792,8 @@ func asAppErr(err error, message string) error {
 	}
 	return apperr.Wrap(err, apperr.EUNAVAILABLE, message)
 }
+
+// RefreshTTL returns the lifetime of refresh tokens, the longest-lived
+// tokens the service signs: a retired signing key is kept at least this
+// long.
+func (s *Service) RefreshTTL() time.Duration { return s.refreshTTL }

@@ -227,12 +227,34 @@ func TestEntitled(t *testing.T) {
 			}
 		})
 	}
-	// An admin demoted since the token was issued is no longer entitled.
+	// An admin demoted since the token was issued is no longer entitled:
+	// at once when the change went through this replica (the API calls
+	// ForgetPermissions), otherwise once PermissionCacheTTL has passed.
+	admin := Principal{Kind: KindUser, Name: "admin", Token: true}
+	demote := func(name string) {
+		u, _ := f.st.User(ctx, name)
+		u.Admin = false
+		_ = f.st.UpdateUser(ctx, u)
+	}
+	demote("admin")
+	if !f.svc.Entitled(ctx, admin, "priv/app", "push") {
+		t.Fatal("identity not remembered within PermissionCacheTTL")
+	}
+	f.clock.Advance(5 * time.Second)
+	if f.svc.Entitled(ctx, admin, "priv/app", "push") {
+		t.Fatal("demoted admin still entitled after PermissionCacheTTL")
+	}
 	u, _ := f.st.User(ctx, "admin")
-	u.Admin = false
+	u.Admin = true
 	_ = f.st.UpdateUser(ctx, u)
-	if f.svc.Entitled(ctx, Principal{Kind: KindUser, Name: "admin", Token: true}, "priv/app", "push") {
-		t.Fatal("demoted admin still entitled")
+	f.svc.ForgetPermissions()
+	if !f.svc.Entitled(ctx, admin, "priv/app", "push") {
+		t.Fatal("admin not entitled")
+	}
+	demote("admin")
+	f.svc.ForgetPermissions()
+	if f.svc.Entitled(ctx, admin, "priv/app", "push") {
+		t.Fatal("demoted admin still entitled after ForgetPermissions")
 	}
 }
 

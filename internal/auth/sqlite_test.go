@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/customs-dev/customs/internal/apperr"
@@ -150,5 +152,61 @@ func TestSQLiteUserLifecycle(t *testing.T) {
 	}
 	if err := login("pw2"); apperr.Code(err) != apperr.EUNAUTHORIZED {
 		t.Fatalf("disabled user: %v", err)
+	}
+}
+
+// TestSQLiteEndUserSessionsEndsRefreshTokens: "log out everywhere" ends the
+// refresh tokens (customs login, docker's identity token) issued before,
+// not the password: a new login gets a refresh token that works.
+func TestSQLiteEndUserSessionsEndsRefreshTokens(t *testing.T) {
+	ctx := context.Background()
+	params := auth.PasswordParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	svc, db := sqliteService(t, params)
+	h, err := auth.HashPassword("alice-password", params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateUser(ctx, &store.User{Name: "alice", PasswordHash: h}); err != nil {
+		t.Fatal(err)
+	}
+	login := func() string {
+		t.Helper()
+		r := httptest.NewRequest("GET", "/service/token?service=customs&offline_token=true", nil)
+		r.SetBasicAuth("alice", "alice-password")
+		w := httptest.NewRecorder()
+		svc.TokenHandler().ServeHTTP(w, r)
+		var reply struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &reply); err != nil || w.Code != 200 || reply.RefreshToken == "" {
+			t.Fatalf("login: %d %s", w.Code, w.Body)
+		}
+		return reply.RefreshToken
+	}
+	redeem := func(tok string) (int, string) {
+		r := httptest.NewRequest("POST", "/service/token", strings.NewReader(url.Values{"grant_type": {"refresh_token"},
+			"refresh_token": {tok}, "service": {"customs"}}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		svc.TokenHandler().ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	before := login()
+	if code, body := redeem(before); code != 200 {
+		t.Fatalf("refresh before: %d %s", code, body)
+	}
+	for i := 0; i < 2; i++ { // twice: the generation goes past 1
+		r := httptest.NewRequest("DELETE", "/api/v1/users/alice/sessions", nil)
+		if err := svc.EndUserSessions(ctx, r, auth.Principal{Kind: auth.KindUser, Name: "alice"}, "alice", ""); err != nil {
+			t.Fatal(err)
+		}
+		if code, body := redeem(before); code != http.StatusUnauthorized || !strings.Contains(body, "log in again") {
+			t.Fatalf("refresh token issued before ending the sessions: %d %s", code, body)
+		}
+		after := login()
+		if code, body := redeem(after); code != 200 {
+			t.Fatalf("refresh token issued after: %d %s", code, body)
+		}
+		before = after
 	}
 }

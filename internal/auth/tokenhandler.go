@@ -234,8 +234,8 @@ func (s *Service) refreshToken(p Principal, cred string) (string, error) {
 
 // redeemRefresh verifies a refresh token and returns the user or robot it
 // was issued to, as the store knows them now. It fails if the identity is
-// gone or disabled (or, for a robot, expired) or its password or secret
-// changed since.
+// gone or disabled (or, for a robot, expired), its password or secret
+// changed since, or (for a user) their sessions were ended since.
 func (s *Service) redeemRefresh(ctx context.Context, token string) (Principal, error) {
 	invalid := apperr.Errorf(apperr.EUNAUTHORIZED, "refresh token is invalid or expired; log in again")
 	c, _, err := s.tokens.verify(token, useRefresh)
@@ -269,8 +269,8 @@ func (s *Service) redeemRefresh(ctx context.Context, token string) (Principal, e
 	if err != nil {
 		return Principal{}, apperr.Wrap(err, apperr.EUNAVAILABLE, "cannot check credentials now")
 	}
-	if u.Disabled || subtle.ConstantTimeCompare([]byte(c.Cred), []byte(credFingerprint(u.PasswordHash))) != 1 {
-		s.logger.Info("refresh token rejected", "user", c.Subject, "reason", "account disabled or password changed")
+	if u.Disabled || subtle.ConstantTimeCompare([]byte(c.Cred), []byte(credFingerprint(userCred(u)))) != 1 {
+		s.logger.Info("refresh token rejected", "user", c.Subject, "reason", "account disabled, password changed or sessions ended")
 		return Principal{}, invalid
 	}
 	if u.Source == store.SourceLDAP {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -45,7 +46,22 @@ type Config struct {
 	Admission Admission `yaml:"admission"`
 	// Policy holds the policy engine's defaults.
 	Policy Policy `yaml:"policy"`
+	// Audit configures the audit trail.
+	Audit Audit `yaml:"audit"`
 }
+
+// Audit configures the audit trail.
+type Audit struct {
+	// Skip lists actions whose successful events are not stored, for
+	// high-volume actions an operator chooses not to keep (as Harbor's
+	// "audit log disabled event types"): only those in SkippableActions.
+	// Denied and failed events of these actions are always stored.
+	Skip []string `yaml:"skip"`
+}
+
+// SkippableActions are the audit actions audit.skip may name: the ones
+// recorded once per registry request.
+func SkippableActions() []string { return []string{"artifact.pull", "token.issue"} }
 
 // Database selects the metadata database.
 type Database struct {
@@ -232,5 +248,10 @@ func (c *Config) Validate() error {
 	c.validateScan(bad)
 	c.validateAdmission(bad)
 	c.validatePolicy(bad)
+	for _, a := range c.Audit.Skip {
+		if !slices.Contains(SkippableActions(), a) {
+			bad("audit.skip", "%q is not one of %s", a, strings.Join(SkippableActions(), ", "))
+		}
+	}
 	return errors.Join(errs...)
 }

@@ -67,8 +67,14 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		env        []string
 		want       string
 	}{
-		{name: "unknown key", yaml: "addr: \":1\"\nlistn: x\n", want: "line 2: field listn not found"},
-		{name: "bad duration", yaml: "gc:\n  interval: soon\n", want: "line 2"},
+		{name: "unknown key", yaml: "addr: \":1\"\nlistn: x\n", want: "line 2 (listn): field listn not found"},
+		{name: "unknown nested key", yaml: "gc:\n  intervl: 1h\n", want: "line 2 (gc.intervl): field intervl not found"},
+		{name: "bad duration", yaml: "gc:\n  interval: soon\n", want: `line 2 (gc.interval): "soon" is not a duration`},
+		{name: "bad number", yaml: "registry:\n  maxManifestBytes: lots\n", want: "line 2 (registry.maxManifestBytes): cannot unmarshal"},
+		{name: "bad value among others", yaml: "log:\n  level: debug\ngc:\n  grace: 1h\n  interval:\n    - 1h\n",
+			want: "line 6 (gc.interval): expected a duration"},
+		{name: "flow mapping", yaml: "gc: {interval: soon}\n", want: "(gc, gc.interval)"},
+		{name: "not a mapping", yaml: "- a\n- b\n", want: "line 1: cannot unmarshal"},
 		{name: "bad env bool", env: []string{"CUSTOMS_TLS_GENERATE=perhaps"}, want: "CUSTOMS_TLS_GENERATE: tls.generate"},
 		{name: "bad env int", env: []string{"CUSTOMS_REGISTRY_MAX_MANIFEST_BYTES=lots"}, want: "registry.maxManifestBytes"},
 	}
@@ -137,4 +143,30 @@ func FuzzLoadYAML(f *testing.F) {
 		_ = decodeYAML(data, &c) // must not panic
 		_ = c.Validate()
 	})
+}
+
+// audit.skip comes from the file or from CUSTOMS_AUDIT_SKIP (comma
+// separated) and takes only the skippable actions, naming the key otherwise.
+func TestAuditSkip(t *testing.T) {
+	c, err := Load("", []string{"CUSTOMS_AUDIT_SKIP=artifact.pull,token.issue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Audit.Skip, " ") != "artifact.pull token.issue" {
+		t.Fatalf("audit.skip = %q", c.Audit.Skip)
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("audit:\n  skip: [artifact.pull, user.login]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `audit.skip: "user.login" is not one of artifact.pull, token.issue`) {
+		t.Fatalf("err = %v, want audit.skip refusing user.login", err)
+	}
+	if len(Default().Audit.Skip) != 0 {
+		t.Fatal("by default an action is skipped")
+	}
 }

@@ -44,6 +44,21 @@ type LDAP struct {
 	// entry: each value is a group DN, named by its first RDN's value. It
 	// adds to the groups GroupFilter finds.
 	GroupMembershipAttribute string `yaml:"groupMembershipAttribute"`
+	// NestedGroups expands group membership transitively, as
+	// OpenLDAP-style directories need: the groups under GroupBaseDN that
+	// NestedGroupFilter finds for one of the user's groups are the user's
+	// groups too, level by level, at most NestedGroupsDepth levels above
+	// the user's own groups, each group read once (cycles end), and at
+	// most 1000 groups in all. It requires GroupBaseDN. Active Directory
+	// expands nesting itself: leave this off and use the GroupFilter
+	// (member:1.2.840.113556.1.4.1941:={dn}) instead.
+	NestedGroups bool `yaml:"nestedGroups"`
+	// NestedGroupsDepth bounds the levels of nesting NestedGroups follows
+	// (1 to 50; default 10).
+	NestedGroupsDepth int `yaml:"nestedGroupsDepth"`
+	// NestedGroupFilter finds the groups that have a group as a member:
+	// {dn} stands for that group's DN, escaped.
+	NestedGroupFilter string `yaml:"nestedGroupFilter"`
 	// StartTLS upgrades an ldap:// connection to TLS before binding.
 	StartTLS bool `yaml:"startTLS"`
 	// CAFile is a PEM file of CA certificates trusted for the server's
@@ -111,6 +126,8 @@ func defaultLDAP() LDAP {
 		UIDAttribute:       "uid",
 		GroupFilter:        "(|(member={dn})(uniqueMember={dn})(memberUid={username}))",
 		GroupNameAttribute: "cn",
+		NestedGroupsDepth:  10,
+		NestedGroupFilter:  "(|(member={dn})(uniqueMember={dn}))",
 		Timeout:            Duration(5 * time.Second),
 		CacheTTL:           Duration(time.Minute),
 	}
@@ -181,6 +198,19 @@ func (c *Config) validateLDAP(bad func(key, format string, args ...any)) {
 		} else {
 			checkFilter("auth.ldap.groupFilter", l.GroupFilter, "{dn}", "{username}")
 		}
+	}
+	if l.NestedGroups {
+		if l.GroupBaseDN == "" {
+			bad("auth.ldap.nestedGroups", "requires auth.ldap.groupBaseDN (nested groups are found by the group search)")
+		}
+		if !strings.Contains(l.NestedGroupFilter, "{dn}") {
+			bad("auth.ldap.nestedGroupFilter", "%q must contain {dn}", l.NestedGroupFilter)
+		} else {
+			checkFilter("auth.ldap.nestedGroupFilter", l.NestedGroupFilter, "{dn}")
+		}
+	}
+	if l.NestedGroupsDepth < 1 || l.NestedGroupsDepth > 50 {
+		bad("auth.ldap.nestedGroupsDepth", "must be between 1 and 50, got %d", l.NestedGroupsDepth)
 	}
 	for key, attr := range map[string]string{
 		"auth.ldap.uidAttribute":             l.UIDAttribute,

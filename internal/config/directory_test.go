@@ -63,6 +63,22 @@ func TestValidateDirectoryKeys(t *testing.T) {
 		}, "auth.ldap.groupMembershipAttribute:"},
 		{"ldap timeout", func(c *Config) { c.Auth.LDAP = goodLDAP(); c.Auth.LDAP.Timeout = 0 }, "auth.ldap.timeout:"},
 		{"ldap cache", func(c *Config) { c.Auth.LDAP = goodLDAP(); c.Auth.LDAP.CacheTTL = Duration(2 * time.Hour) }, "auth.ldap.cacheTTL:"},
+		{"ldap nested valid", func(c *Config) { c.Auth.LDAP = goodLDAP(); c.Auth.LDAP.NestedGroups = true }, ""},
+		{"ldap nested without group base", func(c *Config) {
+			c.Auth.LDAP = goodLDAP()
+			c.Auth.LDAP.NestedGroups, c.Auth.LDAP.GroupBaseDN = true, ""
+			c.Auth.LDAP.GroupMembershipAttribute = "memberOf"
+		}, "auth.ldap.nestedGroups: requires auth.ldap.groupBaseDN"},
+		{"ldap nested depth 0", func(c *Config) { c.Auth.LDAP = goodLDAP(); c.Auth.LDAP.NestedGroupsDepth = 0 }, "auth.ldap.nestedGroupsDepth:"},
+		{"ldap nested depth 51", func(c *Config) { c.Auth.LDAP = goodLDAP(); c.Auth.LDAP.NestedGroupsDepth = 51 }, "auth.ldap.nestedGroupsDepth:"},
+		{"ldap nested filter without dn", func(c *Config) {
+			c.Auth.LDAP = goodLDAP()
+			c.Auth.LDAP.NestedGroups, c.Auth.LDAP.NestedGroupFilter = true, "(member={username})"
+		}, "auth.ldap.nestedGroupFilter:"},
+		{"ldap nested filter syntax", func(c *Config) {
+			c.Auth.LDAP = goodLDAP()
+			c.Auth.LDAP.NestedGroups, c.Auth.LDAP.NestedGroupFilter = true, "(|(member={dn})"
+		}, "auth.ldap.nestedGroupFilter:"},
 		{"oidc valid", func(c *Config) { c.Auth.OIDC = goodOIDC() }, ""},
 		{"oidc redirect from external url", func(c *Config) {
 			c.Auth.OIDC = goodOIDC()
@@ -102,6 +118,9 @@ func TestDirectoryKeysFromEnv(t *testing.T) {
 		"CUSTOMS_AUTH_LDAP_URL=ldap://127.0.0.1:3890",
 		"CUSTOMS_AUTH_LDAP_BASE_DN=dc=example,dc=org",
 		"CUSTOMS_AUTH_LDAP_START_TLS=true",
+		"CUSTOMS_AUTH_LDAP_NESTED_GROUPS=true",
+		"CUSTOMS_AUTH_LDAP_NESTED_GROUPS_DEPTH=3",
+		"CUSTOMS_AUTH_LDAP_GROUP_BASE_DN=ou=groups,dc=example,dc=org",
 		"CUSTOMS_AUTH_OIDC_SCOPES=openid,groups",
 		"CUSTOMS_AUTH_OIDC_SESSION_TTL=1h",
 	})
@@ -110,6 +129,9 @@ func TestDirectoryKeysFromEnv(t *testing.T) {
 	}
 	if c.Auth.LDAP.URL != "ldap://127.0.0.1:3890" || c.Auth.LDAP.BaseDN != "dc=example,dc=org" || !c.Auth.LDAP.StartTLS {
 		t.Errorf("ldap = %+v", c.Auth.LDAP)
+	}
+	if !c.Auth.LDAP.NestedGroups || c.Auth.LDAP.NestedGroupsDepth != 3 {
+		t.Errorf("nested groups from env = %v, depth %d", c.Auth.LDAP.NestedGroups, c.Auth.LDAP.NestedGroupsDepth)
 	}
 	if c.Auth.LDAP.UIDAttribute != "uid" {
 		t.Errorf("default uidAttribute lost: %q", c.Auth.LDAP.UIDAttribute)

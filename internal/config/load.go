@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,15 +53,80 @@ func Load(path string, environ []string) (Config, error) {
 	return c, nil
 }
 
-// decodeYAML decodes strictly: an unknown key is an error naming its line.
+// decodeYAML decodes strictly: an unknown key or a bad value is an error
+// naming its line and its dotted key, e.g. `line 2 (gc.interval): "soon" is
+// not a duration`.
 func decodeYAML(data []byte, c *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	// An empty file (io.EOF) means "all defaults".
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return err
+		return nameKeys(err, data)
 	}
 	return nil
+}
+
+// lineRef matches the "line N:" by which the YAML decoder (and Duration's
+// UnmarshalYAML) locate an error.
+var lineRef = regexp.MustCompile(`\bline (\d+):`)
+
+// nameKeys rewrites each "line N:" of err as "line N (key):", with the dotted
+// key whose name or scalar value is on line N of data, so that an error says
+// which setting is wrong and not only where. It returns err unchanged when
+// data does not parse or no line is known.
+func nameKeys(err error, data []byte) error {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return err
+	}
+	keys := map[int][]string{}
+	keyLines(&root, "", keys, 0)
+	msg := err.Error()
+	named := lineRef.ReplaceAllStringFunc(msg, func(m string) string {
+		n, convErr := strconv.Atoi(lineRef.FindStringSubmatch(m)[1])
+		if convErr != nil || len(keys[n]) == 0 {
+			return m
+		}
+		return fmt.Sprintf("line %d (%s):", n, strings.Join(keys[n], ", "))
+	})
+	if named == msg {
+		return err
+	}
+	return errors.New(named)
+}
+
+// keyLines records, for every mapping key under n, its dotted path at the
+// line of the key and of a value that is not a mapping (whose own keys are
+// recorded instead). Aliases are not followed, and
+// nesting deeper than any configuration key is not walked.
+func keyLines(n *yaml.Node, prefix string, out map[int][]string, depth int) {
+	if depth > 8 {
+		return
+	}
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			keyLines(c, prefix, out, depth+1)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := k.Value
+			if prefix != "" {
+				path = prefix + "." + k.Value
+			}
+			add := func(line int) {
+				if !slices.Contains(out[line], path) {
+					out[line] = append(out[line], path)
+				}
+			}
+			add(k.Line)
+			if v.Kind != yaml.MappingNode && v.Line != k.Line {
+				add(v.Line)
+			}
+			keyLines(v, path, out, depth+1)
+		}
+	}
 }
 
 // Keys lists every configuration key in dotted form, sorted.

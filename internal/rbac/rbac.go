@@ -283,7 +283,7 @@ var table = []Row{
 	{ActionPull, "Pull images (registry scope `pull`)", everyone, true},
 	{ActionPush, "Push images, creating repositories and tags (registry scope `push`)", writers, false},
 	{ActionDeleteArtifact, "Delete manifests, tags and blobs (registry scope `delete`)", operators, false},
-	{ActionDeleteRepository, "Delete a whole repository", operators, false},
+	{ActionDeleteRepository, "Delete a whole repository with its tags and manifests (`customs repo delete`)", operators, false},
 	{ActionReadScan, "Read vulnerability scan reports and SBOMs", everyone, true},
 	{ActionScan, "Start a vulnerability scan", operators, false},
 	{ActionListMembers, "See the project's members", guests, false},

@@ -171,6 +171,8 @@ func TestAttackScopeEscalation(t *testing.T) {
 		{"nested repository", []string{"repository:proj/a/b/c:pull,push"}, "repository:proj/a/b/c:pull"},
 		{"plugin class dropped", []string{"repository(plugin):proj/app:push,pull"}, "repository:proj/app:pull"},
 		{"other api scope", []string{"api:v2:*"}, ""},
+		{"the project as a repository", []string{"repository:proj:pull,push"}, ""},
+		{"a public project as a repository", []string{"repository:pub:pull"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -277,3 +277,87 @@ func TestAuditFlushedOnShutdown(t *testing.T) {
 		t.Errorf("verify after shutdown: %+v, %v", rep, err)
 	}
 }
+
+// TestAuditSkip: with audit.skip [artifact.pull] a successful pull leaves no
+// event, a push and a refused pull do; the setting itself is an
+// audit.settings event, recorded again only when it changes; the chain
+// verifies throughout.
+func TestAuditSkip(t *testing.T) {
+	dataDir := t.TempDir()
+	ctx := context.Background()
+	settings := func(t *testing.T, c *apiclient.Client) []audit.Event {
+		t.Helper()
+		page, err := c.AuditEvents(ctx, apiclient.AuditQuery{Action: "audit.settings"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Events
+	}
+	run := func(skip []string, fn func(base string, admin *apiclient.Client)) {
+		addr, srv := startServer(t, func(c *config.Config) { c.DataDir = dataDir; c.Audit.Skip = skip })
+		base := "http://" + addr
+		fn(addr, &apiclient.Client{BaseURL: base, Username: "admin", Password: adminPassword})
+		srv.Audit.Close(ctx) // stores what is queued; Serve's shutdown closes it again
+	}
+	run([]string{"artifact.pull"}, func(addr string, admin *apiclient.Client) {
+		if _, err := admin.CreateProject(ctx, "demo", false); err != nil {
+			t.Fatal(err)
+		}
+		ref, err := name.ParseReference(addr+"/demo/app:v1", name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := random.Image(64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: adminPassword})); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := remote.Get(ref, remote.WithAuth(&authn.Basic{Username: "admin", Password: adminPassword})); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.CreateUser(ctx, api.CreateUserRequest{Name: "dev", Password: "dev-password-1"}); err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v2/demo/app/manifests/v1", nil)
+		req.SetBasicAuth("dev", "dev-password-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("a non-member's pull from a private project succeeded")
+		}
+		events := waitEvents(t, admin, apiclient.AuditQuery{Action: "artifact"}, 2)
+		time.Sleep(200 * time.Millisecond) // a wrongly stored pull would be flushed by now
+		events = waitEvents(t, admin, apiclient.AuditQuery{Action: "artifact"}, 2)
+		var got []string
+		for _, e := range events {
+			got = append(got, e.Action+"/"+string(e.Outcome))
+		}
+		if strings.Join(got, " ") != "artifact.pull/denied artifact.push/success" {
+			t.Fatalf("artifact events %v, want the refused pull and the push only", got)
+		}
+		s := settings(t, admin)
+		if len(s) != 1 || s[0].Details["skip"] != "artifact.pull" || s[0].ActorKind != audit.ActorSystem || s[0].Actor != "customs" {
+			t.Fatalf("audit.settings events %+v, want one naming artifact.pull", s)
+		}
+	})
+	run([]string{"artifact.pull"}, func(_ string, admin *apiclient.Client) {
+		if s := settings(t, admin); len(s) != 1 {
+			t.Fatalf("restarted with the same audit.skip: %d audit.settings events, want still 1", len(s))
+		}
+	})
+	run(nil, func(_ string, admin *apiclient.Client) {
+		s := waitEvents(t, admin, apiclient.AuditQuery{Action: "audit.settings"}, 2)
+		if s[0].Details["skip"] != "" {
+			t.Fatalf("newest audit.settings after audit.skip was emptied: %+v", s[0])
+		}
+		rep, err := admin.AuditVerify(ctx)
+		if err != nil || !rep.OK {
+			t.Fatalf("verify: %+v, %v", rep, err)
+		}
+	})
+}

@@ -205,10 +205,25 @@ func apiProbe(call func(ctx context.Context, e *rbacEnv, c *apiclient.Client, pr
 }
 
 // probes perform each action for real, through the registry or the API.
-// Actions without an endpoint of their own yet (scans, allowlists,
-// repository deletion) are checked through GET
-// /api/v1/projects/{name}/permissions, which every client (UI, CLI) reads.
+// An action without an endpoint of its own would be checked through GET
+// /api/v1/projects/{name}/permissions, which every client (UI, CLI)
+// reads; check compares that endpoint with each probe too.
 var probes = map[rbac.Action]probe{
+	rbac.ActionReadScan: apiProbe(func(ctx context.Context, _ *rbacEnv, c *apiclient.Client, p string) error {
+		if _, err := c.ProjectScans(ctx, p); err != nil {
+			return err
+		}
+		_, err := c.RepositoryScans(ctx, p+"/app")
+		return err
+	}),
+	rbac.ActionScan: apiProbe(func(ctx context.Context, _ *rbacEnv, c *apiclient.Client, p string) error {
+		_, err := c.RequestScan(ctx, p+"/app", "v1")
+		return err
+	}),
+	rbac.ActionManageAllowlist: apiProbe(func(ctx context.Context, e *rbacEnv, c *apiclient.Client, p string) error {
+		_, err := c.AddAllowlistEntry(ctx, p, api.AllowlistEntry{ID: fmt.Sprintf("CVE-2099-%d", e.seq.Add(1)), Expires: "30d", Reason: "rbac probe"})
+		return err
+	}),
 	rbac.ActionReadProject: apiProbe(func(ctx context.Context, _ *rbacEnv, c *apiclient.Client, p string) error {
 		_, err := c.Project(ctx, p)
 		return err
@@ -234,6 +249,31 @@ var probes = map[rbac.Action]probe{
 		}
 		d, err := denied(remote.Delete(ref, e.remoteOpts(a)...))
 		return !d, err
+	},
+	rbac.ActionDeleteRepository: func(e *rbacEnv, a actor, p string) (bool, error) {
+		repo := fmt.Sprintf("%s/repo-del-%d", p, e.seq.Add(1))
+		ref, err := e.push(actor{"admin", adminPassword}, repo+":v1")
+		if err != nil {
+			return false, err
+		}
+		del, err := e.client(a).DeleteRepository(context.Background(), repo)
+		d, err := denied(err)
+		if err != nil || d {
+			// Refused: the repository and its tag are still there.
+			if _, gerr := remote.Head(ref, e.remoteOpts(actor{"admin", adminPassword})...); gerr != nil {
+				return false, fmt.Errorf("refused delete-repository removed %s: %v", ref, gerr)
+			}
+			return false, err
+		}
+		if del.Repository != repo || del.Tags != 1 || del.Manifests != 1 {
+			return false, fmt.Errorf("delete-repository answered %+v, want %s with 1 tag and 1 manifest", del, repo)
+		}
+		tag, _ := name.NewTag(e.addr+"/"+repo+":v1", name.Insecure)
+		var te *transport.Error
+		if _, err := remote.Head(tag, e.remoteOpts(actor{"admin", adminPassword})...); !errors.As(err, &te) || te.StatusCode != http.StatusNotFound {
+			return false, fmt.Errorf("after delete-repository, HEAD %s: %v, want 404", tag, err)
+		}
+		return true, nil
 	},
 	rbac.ActionListMembers: apiProbe(func(ctx context.Context, _ *rbacEnv, c *apiclient.Client, p string) error {
 		_, err := c.Members(ctx, p)

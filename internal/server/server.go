@@ -71,6 +71,9 @@ type Server struct {
 	// what-if view's registry evaluator).
 	pullDoor *pulldoor.Door
 
+	// keys are the token signing keys (data dir's keys/), reloaded by
+	// Serve every keyReloadInterval.
+	keys         *auth.KeyDir
 	uploadSecret []byte
 	oidc         http.Handler // nil without auth.oidc
 	metrics      *prometheus.Registry
@@ -134,7 +137,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		return nil, fmt.Errorf("opening blob storage: %w", err)
 	}
 	s.metrics = prometheus.NewRegistry()
-	s.Audit = audit.NewWriter(audit.WriterOptions{Store: s.Store, Logger: s.logger.With("component", "audit"), Registerer: s.metrics})
+	s.Audit = audit.NewWriter(audit.WriterOptions{Store: s.Store, Logger: s.logger.With("component", "audit"), Registerer: s.metrics,
+		Skip: cfg.Audit.Skip})
+	if err := recordAuditSettings(ctx, s.Store, s.Audit, cfg.Audit); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.initAuth(ctx, opts.AdminPassword); err != nil {
 		s.Close()
 		return nil, err
@@ -191,6 +199,7 @@ func (s *Server) initAuth(ctx context.Context, adminPassword string) error {
 	if err != nil {
 		return fmt.Errorf("token signing keys: %w", err)
 	}
+	s.keys = keys
 	pepper, err := loadOrCreateSecret(filepath.Join(s.cfg.DataDir, "robot-pepper"))
 	if err != nil {
 		return fmt.Errorf("robot secret pepper: %w", err)
@@ -295,7 +304,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/api/", api.New(api.Options{Store: s.Store, Auth: s.Auth, Logger: s.logger, Version: s.version,
 		Recorder: s.Audit, AuditLog: s.Store, Vulndb: s.Vulndb, Scans: s.Scanner, ScanStore: s.Store, Policies: s.Store, Allowlists: s.Store,
 		Evaluators: api.Evaluators{Registry: s.pullDoor, Hosts: s.ownHosts(), Runtime: s.RuntimeDecider, Tags: s.Store},
-		Workloads:  s.Store}))
+		Workloads:  s.Store, TokenKeys: s.keys, TokenKeyMinAge: s.Auth.RefreshTTL()}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
@@ -385,6 +394,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.runScanner(workers) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.keys.Watch(workers, keyReloadInterval) }()
 	if adm != nil {
 		if err := s.startWorkloadAudit(workers, &wg, adm.webhook); err != nil {
 			s.logger.Error("workload audit not started", "err", err)
@@ -431,6 +442,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return errors.Join(serveErr, shutErr, auditErr)
 }
+
+// keyReloadInterval is how often Serve checks the token key directory for
+// files placed, replaced or removed by hand or by another replica: a new
+// key signs within this time (docs/access.md).
+const keyReloadInterval = 30 * time.Second
 
 func (s *Server) runGCLoop(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)

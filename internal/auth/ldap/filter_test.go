@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"strings"
 	"testing"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -41,4 +42,32 @@ func assertionValue(p *ber.Packet) string {
 		return s
 	}
 	return string(p.Data.Bytes())
+}
+
+// FuzzDNKey: group DNs come from the directory's answers (search results,
+// memberOf values). dnKey never panics, gives one DN one key, and ignores
+// the case of ASCII letters (so the cycle check sees a group spelled in
+// another case as the same group).
+func FuzzDNKey(f *testing.F) {
+	for _, s := range []string{"cn=devs,ou=groups,dc=example,dc=org", "CN=Devs,OU=Groups,DC=Example,DC=Org",
+		"cn=a\\,b,dc=x", "cn=a+sn=b,dc=x", "cn=#04024869", "cn= lead", "cn=trail\\ ", "not a dn", "", "cn=\\c3\\a9", "=", "cn=\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, dn string) {
+		k := dnKey(dn)
+		if again := dnKey(dn); again != k {
+			t.Fatalf("dnKey(%q) = %q, then %q", dn, k, again)
+		}
+		ascii := true
+		for i := 0; i < len(dn); i++ {
+			if dn[i] >= 0x80 {
+				ascii = false
+			}
+		}
+		if _, err := goldap.ParseDN(dn); ascii && err == nil {
+			if _, err := goldap.ParseDN(strings.ToUpper(dn)); err == nil && dnKey(strings.ToUpper(dn)) != k {
+				t.Fatalf("dnKey(%q) = %q but dnKey(upper) = %q", dn, k, dnKey(strings.ToUpper(dn)))
+			}
+		}
+	})
 }

@@ -244,30 +244,148 @@ func (d *Directory) userFilter(name string) string {
 // user returns the directory user of entry e with their groups.
 func (d *Directory) user(c *goldap.Conn, e *goldap.Entry) (*auth.DirectoryUser, error) {
 	uid := e.GetEqualFoldAttributeValue(d.cfg.UIDAttribute)
-	var groups []string
+	var groups, groupDNs []string
 	if a := d.cfg.GroupMembershipAttribute; a != "" {
 		for _, dn := range e.GetEqualFoldAttributeValues(a) {
 			groups = append(groups, d.groupNameOfDN(dn))
+			groupDNs = append(groupDNs, dn)
 		}
 	}
 	if d.cfg.GroupBaseDN != "" {
 		filter := strings.NewReplacer("{dn}", goldap.EscapeFilter(e.DN), "{username}", goldap.EscapeFilter(uid)).Replace(d.cfg.GroupFilter)
-		res, err := c.Search(goldap.NewSearchRequest(d.cfg.GroupBaseDN, goldap.ScopeWholeSubtree, goldap.DerefAlways,
-			maxGroups, int(d.timeout/time.Second)+1, false, filter, []string{d.cfg.GroupNameAttribute}, nil))
-		if goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded) && res != nil {
-			d.logger.Warn("ldap: user has more groups than customs reads", "dn", e.DN, "max", maxGroups)
-			err = nil
-		}
+		entries, err := d.searchGroups(c, filter, maxGroups, e.DN)
 		if err != nil {
 			return nil, err
 		}
-		for _, g := range res.Entries {
+		for _, g := range entries {
 			if n := g.GetEqualFoldAttributeValue(d.cfg.GroupNameAttribute); n != "" {
 				groups = append(groups, n)
 			}
+			groupDNs = append(groupDNs, g.DN)
 		}
 	}
-	return &auth.DirectoryUser{Name: uid, ExternalID: e.DN, Groups: groups}, nil
+	if d.cfg.NestedGroups && d.cfg.GroupBaseDN != "" {
+		more, err := d.nestedGroups(c, e.DN, groupDNs, len(groups))
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, more...)
+	}
+	return &auth.DirectoryUser{Name: uid, ExternalID: e.DN, Groups: dedupe(groups)}, nil
+}
+
+// searchGroups runs filter under GroupBaseDN for at most limit groups
+// (their name attribute and DN). A directory holding more answers the
+// first limit, logged as a warning about user DN userDN.
+func (d *Directory) searchGroups(c *goldap.Conn, filter string, limit int, userDN string) ([]*goldap.Entry, error) {
+	res, err := c.Search(goldap.NewSearchRequest(d.cfg.GroupBaseDN, goldap.ScopeWholeSubtree, goldap.DerefAlways,
+		limit, int(d.timeout/time.Second)+1, false, filter, []string{d.cfg.GroupNameAttribute}, nil))
+	if goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded) && res != nil {
+		d.logger.Warn("ldap: user has more groups than customs reads", "dn", userDN, "max", maxGroups)
+		err = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res.Entries, nil
+}
+
+// nestedBatch is how many groups one nested-group search asks about (an
+// OR of NestedGroupFilter per group), so a level of many groups is a few
+// searches rather than one per group, with filters of bounded size.
+const nestedBatch = 50
+
+// nestedGroups returns the names of the groups that contain, directly or
+// through other groups, one of the groups whose DNs are direct (the
+// user's own groups; have is how many group names the user already has): breadth first, one level at a
+// time up to NestedGroupsDepth levels, each group DN searched once (so a
+// cycle ends), and never more than maxGroups groups in all.
+func (d *Directory) nestedGroups(c *goldap.Conn, userDN string, direct []string, have int) ([]string, error) {
+	seen := make(map[string]bool, len(direct))
+	var level []string
+	for _, dn := range direct {
+		if k := dnKey(dn); !seen[k] {
+			seen[k] = true
+			level = append(level, dn)
+		}
+	}
+	var names []string
+	for depth := 1; depth <= d.cfg.NestedGroupsDepth && len(level) > 0; depth++ {
+		var next []string
+		for start := 0; start < len(level); start += nestedBatch {
+			batch := level[start:min(start+nestedBatch, len(level))]
+			var f strings.Builder
+			f.WriteString("(|")
+			for _, dn := range batch {
+				f.WriteString(strings.ReplaceAll(d.cfg.NestedGroupFilter, "{dn}", goldap.EscapeFilter(dn)))
+			}
+			f.WriteString(")")
+			left := maxGroups - have - len(names)
+			if left <= 0 {
+				d.logger.Warn("ldap: user has more groups than customs reads", "dn", userDN, "max", maxGroups)
+				return names, nil
+			}
+			entries, err := d.searchGroups(c, f.String(), left, userDN)
+			if err != nil {
+				return nil, err
+			}
+			for _, g := range entries {
+				k := dnKey(g.DN)
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				next = append(next, g.DN)
+				if n := g.GetEqualFoldAttributeValue(d.cfg.GroupNameAttribute); n != "" {
+					names = append(names, n)
+				}
+			}
+		}
+		if depth == d.cfg.NestedGroupsDepth && len(next) > 0 {
+			d.logger.Debug("ldap: nested groups cut at the depth limit", "dn", userDN, "depth", depth)
+		}
+		level = next
+	}
+	return names, nil
+}
+
+// dnKey is the form of a DN two spellings of one entry share: parsed
+// and re-joined with lowercased attribute types and values (LDAP compares
+// the usual naming attributes without regard to case), or the lowercased
+// text when it does not parse.
+func dnKey(dn string) string {
+	parsed, err := goldap.ParseDN(dn)
+	if err != nil {
+		return strings.ToLower(dn)
+	}
+	var b strings.Builder
+	for i, rdn := range parsed.RDNs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		for j, a := range rdn.Attributes {
+			if j > 0 {
+				b.WriteByte('+')
+			}
+			b.WriteString(strings.ToLower(a.Type))
+			b.WriteByte('=')
+			b.WriteString(goldap.EscapeDN(strings.ToLower(a.Value)))
+		}
+	}
+	return b.String()
+}
+
+// dedupe returns names without repeats, in first-seen order.
+func dedupe(names []string) []string {
+	seen := make(map[string]bool, len(names))
+	out := names[:0]
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // groupNameOfDN names the group of DN dn: the value of its first RDN when

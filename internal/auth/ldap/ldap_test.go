@@ -2,6 +2,7 @@ package ldap_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -330,4 +331,98 @@ func TestUnreachable(t *testing.T) {
 			t.Fatalf("err = %v after %s, want EUNAVAILABLE soon after the caller's deadline", err, time.Since(start))
 		}
 	})
+}
+
+// groupOf returns the LDIF of a groupOfNames cn=<name> in GroupsDN whose
+// members are the entries memberDNs (people or groups).
+func groupOf(name string, memberDNs ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "dn: %s\nobjectClass: groupOfNames\ncn: %s\n", groupDN(name), name)
+	for _, m := range memberDNs {
+		fmt.Fprintf(&b, "member: %s\n", m)
+	}
+	return b.String() + "\n"
+}
+
+func groupDN(name string) string { return "cn=" + name + "," + ldaptest.GroupsDN }
+
+// nestedGroupsLDIF nests groups: carol is in nested-a, nested-a in
+// nested-b, nested-b in nested-c; the chain-1 .. chain-12 groups nest
+// twelve deep above Dave's group chain-1; loop-a (bob's) is in loop-b;
+// nested-c names nested-b in capitals (DNs compare without case).
+var nestedGroupsLDIF = groupOf("nested-a", ldaptest.UserDN("carol")) +
+	groupOf("nested-b", groupDN("nested-a")) +
+	groupOf("nested-c", strings.ToUpper(groupDN("nested-b"))) +
+	chainLDIF(12) +
+	// TestNestedGroups then adds loop-b to loop-a's members.
+	groupOf("loop-a", ldaptest.UserDN("bob")) +
+	groupOf("loop-b", groupDN("loop-a"))
+
+// chainLDIF returns groups chain-1 (Dave's) to chain-n, each a member of
+// the next.
+func chainLDIF(n int) string {
+	out := groupOf("chain-1", ldaptest.UserDN("Dave"))
+	for i := 2; i <= n; i++ {
+		out += groupOf(fmt.Sprintf("chain-%d", i), groupDN(fmt.Sprintf("chain-%d", i-1)))
+	}
+	return out
+}
+
+func TestNestedGroups(t *testing.T) {
+	srv := directory(t)
+	srv.Add(t, nestedGroupsLDIF)
+	// Close the loop: loop-b is a member of loop-a, which is in loop-b.
+	srv.Modify(t, "dn: "+groupDN("loop-a")+"\nchangetype: modify\nadd: member\nmember: "+groupDN("loop-b")+"\n")
+	nested := func(depth int) config.LDAP {
+		c := cfg(srv)
+		c.NestedGroups, c.NestedGroupsDepth = true, depth
+		return c
+	}
+	chain := func(n int) []string {
+		out := []string{"Release Managers"}
+		for i := 1; i <= n; i++ {
+			out = append(out, fmt.Sprintf("chain-%d", i))
+		}
+		slices.Sort(out)
+		return out
+	}
+	tests := []struct {
+		name     string
+		c        config.LDAP
+		user, pw string
+		want     []string
+	}{
+		{"three levels", nested(10), "carol", "carol-pw", []string{"nested-a", "nested-b", "nested-c"}},
+		{"off: no expansion", cfg(srv), "carol", "carol-pw", []string{"nested-a"}},
+		{"depth 1", nested(1), "carol", "carol-pw", []string{"nested-a", "nested-b"}},
+		{"depth 2", nested(2), "carol", "carol-pw", []string{"nested-a", "nested-b", "nested-c"}},
+		{"cycle ends", nested(10), "bob", "bob-pw", []string{"devs", "loop-a", "loop-b"}},
+		{"default depth 10 of a chain of 12", nested(config.Default().Auth.LDAP.NestedGroupsDepth), "dave", "dave-pw", chain(11)},
+		{"depth 50 reaches the top", nested(50), "dave", "dave-pw", chain(12)},
+		{"no groups, nothing to expand", nested(10), "par(en)*", "paren-pw", []string{"devs"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDirectory(t, tc.c)
+			u, err := d.Authenticate(context.Background(), tc.user, tc.pw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := slices.Clone(u.Groups)
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("groups of %s = %q, want %q", tc.user, got, tc.want)
+			}
+			// Lookup (refresh tokens, cached logins) expands the same way.
+			l, err := d.Lookup(context.Background(), tc.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lg := slices.Clone(l.Groups)
+			slices.Sort(lg)
+			if !slices.Equal(lg, tc.want) {
+				t.Fatalf("Lookup groups of %s = %q, want %q", tc.user, lg, tc.want)
+			}
+		})
+	}
 }

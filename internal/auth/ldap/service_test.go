@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/customs-dev/customs/internal/audit"
 	"github.com/customs-dev/customs/internal/auth"
 	"github.com/customs-dev/customs/internal/auth/ldap/ldaptest"
+	"github.com/customs-dev/customs/internal/config"
 	"github.com/customs-dev/customs/internal/rbac"
 	"github.com/customs-dev/customs/internal/store"
 	"github.com/customs-dev/customs/internal/store/sqlite"
@@ -62,9 +64,14 @@ type fixture struct {
 
 const cacheTTL = time.Minute
 
-func newFixture(t *testing.T) *fixture {
+// newFixture starts the fixture; edits change the directory configuration.
+func newFixture(t *testing.T, edits ...func(*config.LDAP)) *fixture {
 	t.Helper()
 	f := &fixture{srv: directory(t), rec: &recorder{}, clk: &clock{now: time.Now()}}
+	dc := cfg(f.srv)
+	for _, e := range edits {
+		e(&dc)
+	}
 	ctx := context.Background()
 	dir := t.TempDir()
 	var err error
@@ -79,7 +86,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.svc, err = auth.NewService(auth.Options{
 		Users: f.db, Projects: f.db, Members: f.db, UserGroups: f.db, Keys: keys,
-		Directory: newDirectory(t, cfg(f.srv)), DirectoryCacheTTL: cacheTTL,
+		Directory: newDirectory(t, dc), DirectoryCacheTTL: cacheTTL,
 		Recorder: f.rec, Clock: f.clk.Now, PasswordParams: auth.PasswordParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 	})
 	if err != nil {
@@ -392,5 +399,39 @@ func TestNoDirectory(t *testing.T) {
 	}
 	if ev := rec.logins("alice"); len(ev) != 1 || !strings.Contains(ev[0].Reason, "not configured") {
 		t.Fatalf("audit = %+v", ev)
+	}
+}
+
+// TestNestedGroupRoles: with auth.ldap.nestedGroups, carol (in nested-a,
+// which is in nested-b, which is in nested-c) gets the role project team
+// gives nested-c, through the real token endpoint; without it she does
+// not.
+func TestNestedGroupRoles(t *testing.T) {
+	const push = "repository:team/app:pull,push"
+	for _, nested := range []bool{true, false} {
+		t.Run(fmt.Sprintf("nestedGroups=%v", nested), func(t *testing.T) {
+			f := newFixture(t, func(c *config.LDAP) { c.NestedGroups = nested })
+			f.srv.Add(t, nestedGroupsLDIF)
+			f.member(t, "team", store.MemberGroup, "nested-c", "developer")
+			code, got, _ := f.token(t, "carol", "carol-pw", push, false)
+			want := []string{"pull", "push"}
+			if !nested {
+				want = nil
+			}
+			if code != 200 || !slices.Equal(actionsOf(got), want) {
+				t.Fatalf("carol (nested-a < nested-b < nested-c) asking push on team: %d %v, want %v", code, got, want)
+			}
+			groups, err := f.db.UserGroups(context.Background(), "carol")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantGroups := []string{"nested-a", "nested-b", "nested-c"}
+			if !nested {
+				wantGroups = []string{"nested-a"}
+			}
+			if !slices.Equal(groups, wantGroups) {
+				t.Fatalf("carol's stored groups = %q, want %q", groups, wantGroups)
+			}
+		})
 	}
 }

@@ -11,7 +11,8 @@
 // token lacks them), creates or updates the customs user (source oidc, its
 // external ID the issuer and subject) and their groups, and sets the
 // session cookie the JSON API accepts. POST /api/v1/auth/oidc/logout ends
-// the browser's session.
+// the browser's session: server-side (the token is recorded as revoked, so
+// a copy of the cookie is refused too) and by removing the cookie.
 //
 // Registry clients cannot do OIDC: an OIDC user creates a CLI secret (see
 // package api) and gives it as their password.
@@ -62,6 +63,9 @@ type Logins interface {
 	SyncExternalUser(ctx context.Context, source string, du *auth.DirectoryUser, admin *bool) (*store.User, error)
 	// IssueSession returns a session token for u and its expiry.
 	IssueSession(u *store.User, ttl time.Duration) (string, time.Time, error)
+	// EndSession logs out the session of a session token (refused
+	// everywhere from then on); an invalid token is no error.
+	EndSession(r *http.Request, token string) error
 	// AuditLogin records a login attempt.
 	AuditLogin(r *http.Request, name, source string, outcome audit.Outcome, reason string)
 }
@@ -101,6 +105,7 @@ type Handler struct {
 	clock    func() time.Time
 	logger   *slog.Logger
 	mux      *http.ServeMux
+	patterns []string
 
 	mu       sync.Mutex
 	provider *gooidc.Provider
@@ -152,14 +157,22 @@ func New(opts Options) (*Handler, error) {
 		h.cfg.SessionTTL = config.Duration(8 * time.Hour)
 	}
 	h.mux = http.NewServeMux()
-	h.mux.HandleFunc("GET "+LoginPath, h.login)
-	h.mux.HandleFunc("GET "+CallbackPath, h.callback)
-	h.mux.HandleFunc("POST "+LogoutPath, h.logout)
+	for _, rt := range []struct {
+		pattern string
+		fn      http.HandlerFunc
+	}{{"GET " + LoginPath, h.login}, {"GET " + CallbackPath, h.callback}, {"POST " + LogoutPath, h.logout}} {
+		h.mux.HandleFunc(rt.pattern, rt.fn)
+		h.patterns = append(h.patterns, rt.pattern)
+	}
 	return h, nil
 }
 
 // ServeHTTP serves LoginPath, CallbackPath and LogoutPath.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Patterns returns the http.ServeMux patterns ("METHOD /path") the Handler
+// serves, for the API document's completeness test.
+func (h *Handler) Patterns() []string { return slices.Clone(h.patterns) }
 
 // clientContext carries the provider HTTP client for go-oidc and oauth2.
 func (h *Handler) clientContext(ctx context.Context) context.Context {
@@ -387,8 +400,19 @@ func claimStrings(v any) ([]string, error) {
 	return nil, errors.New("not a list")
 }
 
+// logout ends the session of the request's cookie server-side (a copy of
+// the cookie is refused from then on) and removes the cookie. The cookie
+// is removed even when the session cannot be recorded as ended (the
+// answer is then an error saying so). No CSRF header is needed: another
+// site making a browser log out does no harm.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+	if c, err := r.Cookie(auth.SessionCookie); err == nil && c.Value != "" {
+		if err := h.logins.EndSession(r, c.Value); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -360,6 +360,27 @@ func TestSession(t *testing.T) {
 	if code, _ := do("GET", false); code != 200 {
 		t.Fatalf("GET with the session again: %d", code)
 	}
+	// A copy of the cookie, as a thief would keep it.
+	var stolen string
+	for _, ck := range c.Jar.Cookies(base) {
+		if ck.Name == auth.SessionCookie {
+			stolen = ck.Value
+		}
+	}
+	withCopy := func() (int, string) {
+		req, _ := http.NewRequest("GET", f.url+"/api/v1/projects", nil)
+		req.AddCookie(&http.Cookie{Name: auth.SessionCookie, Value: stolen})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := withCopy(); code != 200 || !strings.Contains(body, `"name":"bob"`) {
+		t.Fatalf("the copied cookie before logout: %d %s", code, body)
+	}
 	req, _ := http.NewRequest("POST", f.url+LogoutPath, nil)
 	resp, err := c.Do(req)
 	if err != nil {
@@ -371,6 +392,74 @@ func TestSession(t *testing.T) {
 	}
 	if code, body := do("GET", false); code != 200 || !strings.Contains(body, `"kind":"anonymous"`) {
 		t.Fatalf("after logout: %d %s", code, body)
+	}
+	// The logout ended the session itself: the copy is refused.
+	if code, body := withCopy(); code != http.StatusUnauthorized || !strings.Contains(body, "this session was logged out; log in again") {
+		t.Fatalf("the copied cookie after logout: %d %s", code, body)
+	}
+	if ev := f.rec.Events(func(e audit.Event) bool { return e.Action == auth.ActionLogout }); len(ev) != 1 ||
+		ev[0].Actor != "bob" || ev[0].Resource != "user:bob" || ev[0].Outcome != audit.Success {
+		t.Fatalf("logout audit events = %+v", ev)
+	}
+	// Logging out again with the ended (or any invalid) cookie is no error.
+	req, _ = http.NewRequest("POST", f.url+LogoutPath, nil)
+	req.AddCookie(&http.Cookie{Name: auth.SessionCookie, Value: stolen})
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("second logout: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// Another login of bob gets a new session, unaffected.
+	c2 := browser(t)
+	if code, body := f.login(t, c2, "bob", "bob-pw", ""); code != 200 || !strings.Contains(body, `"name":"bob"`) {
+		t.Fatalf("second login: %d %s", code, body)
+	}
+}
+
+// TestEndUserSessions: ending all of a user's sessions refuses every
+// session issued before (two browsers), and not the sessions of another
+// user or those issued after; it is audited.
+func TestEndUserSessions(t *testing.T) {
+	f := newFixture(t)
+	get := func(c *http.Client) (int, string) {
+		resp, err := c.Get(f.url + "/api/v1/projects")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	laptop, phone, other := browser(t), browser(t), browser(t)
+	for _, l := range []struct {
+		c          *http.Client
+		user, pass string
+	}{{laptop, "bob", "bob-pw"}, {phone, "bob", "bob-pw"}, {other, "alice", "alice-pw"}} {
+		if code, body := f.login(t, l.c, l.user, l.pass, ""); code != 200 {
+			t.Fatalf("login of %s: %d %s", l.user, code, body)
+		}
+	}
+	r := httptest.NewRequest("DELETE", "/api/v1/users/bob/sessions", nil)
+	if err := f.svc.EndUserSessions(context.Background(), r, auth.Principal{Kind: auth.KindUser, Name: "alice", Admin: true}, "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*http.Client{"laptop": laptop, "phone": phone} {
+		if code, body := get(c); code != http.StatusUnauthorized || !strings.Contains(body, "log in again") {
+			t.Errorf("bob's %s after ending his sessions: %d %s", name, code, body)
+		}
+	}
+	if code, body := get(other); code != 200 || !strings.Contains(body, `"name":"alice"`) {
+		t.Errorf("alice's session: %d %s", code, body)
+	}
+	if code, body := f.login(t, laptop, "bob", "bob-pw", ""); code != 200 || !strings.Contains(body, `"name":"bob"`) {
+		t.Fatalf("bob logging in again: %d %s", code, body)
+	}
+	if ev := f.rec.Events(func(e audit.Event) bool { return e.Action == auth.ActionSessionsRevoke }); len(ev) != 1 ||
+		ev[0].Actor != "alice" || ev[0].Resource != "user:bob" {
+		t.Fatalf("audit events = %+v", ev)
+	}
+	if err := f.svc.EndUserSessions(context.Background(), r, auth.Principal{}, "ghost", ""); !apperr.Is(err, apperr.ENOTFOUND) {
+		t.Fatalf("ending a missing user's sessions: %v", err)
 	}
 }
 

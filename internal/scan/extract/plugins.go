@@ -209,7 +209,9 @@ func (s *scalibrPlugin) extract(ctx context.Context, in *fileInput, out *FileRes
 		platform = s.platform(in)
 	}
 	for _, p := range pkgs {
-		if pkg, ok := s.convert(p, in.Path); ok {
+		// A package without a name (a package-lock.json entry
+		// "node_modules/ ") can be matched against nothing: left out.
+		if pkg, ok := s.convert(p, in.Path); ok && strings.TrimSpace(pkg.Name) != "" {
 			if pkg.SourceVersion == pkg.Version {
 				pkg.SourceVersion = ""
 			}
@@ -383,7 +385,8 @@ func splitSourceRPM(s string) (name, version string) {
 }
 
 // apkOwnedFiles lists the files of every package in an apk installed
-// database: F: names a directory, each R: after it a file in it.
+// database: F: names a directory, each R: after it a file in it. An empty
+// R: names no file and is skipped (it would own "" or the directory).
 func apkOwnedFiles(r io.Reader) ([]string, error) {
 	sc := apkutil.NewScanner(r)
 	sc.DiscardLongLines()
@@ -395,7 +398,9 @@ func apkOwnedFiles(r io.Reader) ([]string, error) {
 			case "F":
 				dir = kv.Value
 			case "R":
-				owns = append(owns, path.Join(dir, kv.Value))
+				if kv.Value != "" {
+					owns = append(owns, path.Join(dir, kv.Value))
+				}
 			}
 		}
 	}
