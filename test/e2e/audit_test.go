@@ -50,30 +50,7 @@ func TestAuditTrail(t *testing.T) {
 	c.MustInput(t, srv.Password+"\n", "skopeo", "login", "--tls-verify=false", "--username", srv.Username, "--password-stdin", srv.Addr)
 	c.Must(t, "skopeo", "--insecure-policy", "copy", "--src-tls-verify=false", "docker://"+repo+":v1", "oci:"+filepath.Join(t.TempDir(), "out")+":v1")
 
-	// The writer flushes within 50 ms; poll a little.
-	var events []auditEvent
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, errOut, code := srv.CLI(t, "audit", "query", "--server", srv.URL(), "--action", "artifact", "--project", "library", "--output", "json")
-		if code != 0 {
-			t.Fatalf("audit query exited %d: %s", code, errOut)
-		}
-		var page struct {
-			Events []auditEvent `json:"events"`
-		}
-		if err := json.Unmarshal([]byte(out), &page); err != nil {
-			t.Fatalf("audit query output: %v\n%s", err, out)
-		}
-		events = page.Events
-		if (find(events, "artifact.push") != nil && find(events, "artifact.pull") != nil) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	push, pull := find(events, "artifact.push"), find(events, "artifact.pull")
-	if push == nil || pull == nil {
-		t.Fatalf("audit query lacks a push or a pull: %+v", events)
-	}
+	push, pull := waitPushAndPull(t, srv, "library")
 	want := "repository:library/audited@" + srcDigest
 	if push.Actor != "admin" || push.Outcome != "success" || push.Resource != want || !strings.Contains(push.UserAgent, "go-containerregistry") {
 		t.Errorf("crane's push event %+v", *push)
@@ -131,4 +108,32 @@ func find(events []auditEvent, action string) *auditEvent {
 		}
 	}
 	return nil
+}
+
+// waitPushAndPull polls the server's audit trail (through customs audit
+// query) until project's artifact events hold a push and a pull, and
+// returns them; the writer flushes within 50 ms. It fails t after 10 s.
+func waitPushAndPull(t *testing.T, srv *harness.Server, project string) (push, pull *auditEvent) {
+	t.Helper()
+	var events []auditEvent
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := srv.MustCLI(t, "audit", "query", "--server", srv.URL(), "--project", project, "--action", "artifact", "--output", "json")
+		var page struct {
+			Events []auditEvent `json:"events"`
+		}
+		if err := json.Unmarshal([]byte(out), &page); err != nil {
+			t.Fatalf("audit query output: %v\n%s", err, out)
+		}
+		events = page.Events
+		if (find(events, "artifact.push") != nil && find(events, "artifact.pull") != nil) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	push, pull = find(events, "artifact.push"), find(events, "artifact.pull")
+	if push == nil || pull == nil {
+		t.Fatalf("audit query lacks a push or a pull: %+v", events)
+	}
+	return push, pull
 }

@@ -188,20 +188,8 @@ func TestOIDCLogin(t *testing.T) {
 	op := oidctest.Start(t,
 		oidctest.User{Username: "alice", Password: "alice-pw", Groups: []string{"devs", "staff"}},
 		oidctest.User{Username: "mallory", Password: "mallory-pw", Groups: []string{"staff"}})
-	// customs must know its callback URL before it starts: give it a port.
-	addr := freeLoopbackAddr(t)
-	callback := "http://" + addr + "/api/v1/auth/oidc/callback"
-	op.AllowRedirect(callback)
-	srv := harness.StartCustoms(t, harness.Options{
-		Args: []string{"--addr", addr},
-		Env: []string{
-			"CUSTOMS_AUTH_OIDC_ISSUER=" + op.Issuer,
-			"CUSTOMS_AUTH_OIDC_CLIENT_ID=" + op.ClientID,
-			"CUSTOMS_AUTH_OIDC_CLIENT_SECRET=" + op.ClientSecret,
-			"CUSTOMS_AUTH_OIDC_REDIRECT_URL=" + callback,
-			"CUSTOMS_AUTH_OIDC_SCOPES=openid,profile," + oidctest.GroupsScope,
-		},
-	})
+	addr, env := oidcLogin(t, op)
+	srv := harness.StartCustoms(t, harness.Options{Args: []string{"--addr", addr}, Env: env})
 	customs := harness.CustomsBinary(t)
 	srv.CreateProject(t, "team", false)
 	admin := harness.NewClient(t)
@@ -319,6 +307,24 @@ func TestOIDCLogin(t *testing.T) {
 	})
 	if strings.Contains(srv.Logs(), secret) {
 		t.Error("a CLI secret is in the server's log")
+	}
+}
+
+// oidcLogin prepares a customs serve that logs users in at op: it returns
+// the address customs must listen on (a free loopback port: customs must
+// know its callback URL before it starts, and op must allow it) and the
+// environment configuring OIDC, groups scope included.
+func oidcLogin(t *testing.T, op *oidctest.Provider) (addr string, env []string) {
+	t.Helper()
+	addr = freeLoopbackAddr(t)
+	callback := "http://" + addr + "/api/v1/auth/oidc/callback"
+	op.AllowRedirect(callback)
+	return addr, []string{
+		"CUSTOMS_AUTH_OIDC_ISSUER=" + op.Issuer,
+		"CUSTOMS_AUTH_OIDC_CLIENT_ID=" + op.ClientID,
+		"CUSTOMS_AUTH_OIDC_CLIENT_SECRET=" + op.ClientSecret,
+		"CUSTOMS_AUTH_OIDC_REDIRECT_URL=" + callback,
+		"CUSTOMS_AUTH_OIDC_SCOPES=openid,profile," + oidctest.GroupsScope,
 	}
 }
 
