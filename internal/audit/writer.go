@@ -31,11 +31,22 @@ type WriterOptions struct {
 	// QueueSize is how many events may wait before Record blocks
 	// (default 10,000).
 	QueueSize int
-	// BatchSize is the most events written in one transaction (default 500).
+	// BatchSize is the most events written in one transaction (default
+	// 1,000); a full batch is written at once.
 	BatchSize int
 	// FlushInterval is how long an event waits at most before its batch
-	// is written when fewer than BatchSize are queued (default 50 ms).
+	// is written when fewer than BatchSize are queued and the writer is
+	// not busy (default 50 ms).
 	FlushInterval time.Duration
+	// MaxFlushInterval is how long an event may wait at most while the
+	// writer is busy (default 250 ms, at least FlushInterval): after a
+	// flush that stored at least BatchSize/8 events the wait before the
+	// next one doubles, up to this; after a smaller flush it is back to
+	// FlushInterval. Under load batches grow, and with them the events
+	// that share one commit (its WAL frames, fsync and chain-head update);
+	// idle, an event is stored within FlushInterval. Close writes
+	// everything queued at once either way.
+	MaxFlushInterval time.Duration
 	// MaxBlock is how long Record waits for room in a full queue before
 	// queueing the event anyway (default 100 ms).
 	MaxBlock time.Duration
@@ -100,11 +111,15 @@ func NewWriter(o WriterOptions) *Writer {
 		o.QueueSize = 10000
 	}
 	if o.BatchSize <= 0 {
-		o.BatchSize = 500
+		o.BatchSize = 1000
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 50 * time.Millisecond
 	}
+	if o.MaxFlushInterval <= 0 {
+		o.MaxFlushInterval = max(250*time.Millisecond, o.FlushInterval)
+	}
+	o.MaxFlushInterval = max(o.MaxFlushInterval, o.FlushInterval)
 	if o.MaxBlock <= 0 {
 		o.MaxBlock = 100 * time.Millisecond
 	}
@@ -292,20 +307,23 @@ func (w *Writer) Close(ctx context.Context) error {
 
 // run is the flusher: it writes the queue whenever a batch is full, the
 // flush interval passes, or Close is called, and exits once closing and
-// empty (or abandoned).
+// empty (or abandoned). The interval adapts to the load (see
+// WriterOptions.MaxFlushInterval).
 func (w *Writer) run() {
 	defer close(w.done)
 	defer w.cancel()
-	tick := time.NewTicker(w.o.FlushInterval)
-	defer tick.Stop()
+	interval := w.o.FlushInterval
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
 	closing := false
 	for {
 		select {
 		case <-w.kick:
-		case <-tick.C:
+		case <-timer.C:
 		case <-w.closing:
 			closing = true
 		}
+		n := 0
 		for {
 			batch := w.take()
 			if len(batch) == 0 {
@@ -314,11 +332,25 @@ func (w *Writer) run() {
 			if !w.write(batch) {
 				return // abandoned by Close
 			}
+			n += len(batch)
 		}
 		if closing {
 			return
 		}
+		interval = nextFlushInterval(interval, n, w.o)
+		timer.Reset(interval)
 	}
+}
+
+// nextFlushInterval is the wait before the next flush after one that
+// stored n events and followed a wait of cur: doubled (up to
+// MaxFlushInterval) when n is at least BatchSize/8, FlushInterval
+// otherwise.
+func nextFlushInterval(cur time.Duration, n int, o WriterOptions) time.Duration {
+	if n >= max(o.BatchSize/8, 1) {
+		return min(2*cur, o.MaxFlushInterval)
+	}
+	return o.FlushInterval
 }
 
 // take moves up to BatchSize events from the queue to the flusher.

@@ -174,6 +174,58 @@ func TestWriterFlushesOnInterval(t *testing.T) {
 	}
 }
 
+// TestWriterFlushIntervalAdapts: while each flush stores at least
+// BatchSize/8 events the wait before the next doubles (bigger batches, fewer
+// commits under load), up to MaxFlushInterval; a small flush brings it back
+// to FlushInterval, so an idle writer stores a lone event promptly.
+func TestWriterFlushIntervalAdapts(t *testing.T) {
+	s := &memStore{}
+	w, _, _ := newWriter(t, s, func(o *audit.WriterOptions) {
+		o.BatchSize = 80 // busy from 10 events a flush
+		o.FlushInterval = 20 * time.Millisecond
+		o.MaxFlushInterval = 10 * time.Second
+	})
+	ctx := context.Background()
+	// storedAfter records n events and returns how long until they are stored.
+	storedAfter := func(n int) time.Duration {
+		t.Helper()
+		want := len(s.stored()) + n
+		start := time.Now()
+		for i := range n {
+			w.Record(ctx, event("a", i))
+		}
+		for len(s.stored()) < want {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("%d events not stored within 10 s", n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	// Busy flushes of 20 events: waits of 20, 40, 80, 160, 320, 640 ms
+	// (each measured from a moment after the previous flush, so at most
+	// that). With a fixed interval every wait would be at most 20 ms.
+	var waits []time.Duration
+	for range 6 {
+		waits = append(waits, storedAfter(20))
+	}
+	if waits[5] < 300*time.Millisecond {
+		t.Errorf("waits for busy flushes %v: the sixth is under 300 ms, the interval did not grow", waits)
+	}
+	// One event (a small flush; the wait before it was 1.28 s), then the
+	// next lone event is stored after about FlushInterval again.
+	storedAfter(1)
+	if d := storedAfter(1); d > 500*time.Millisecond {
+		t.Errorf("a lone event after a small flush waited %v, want about the 20 ms FlushInterval", d)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(s.stored()); got != 6*20+2 {
+		t.Errorf("stored %d events, want %d", got, 6*20+2)
+	}
+}
+
 // TestWriterConcurrentProducers: 20 producers against a small queue and a
 // slow store: Record blocks (and counts it), nothing is lost or doubled,
 // and each producer's events keep their order.
