@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/opencontainers/go-digest"
 
@@ -43,6 +44,7 @@ const (
 	DefaultWritebackWindow = 8 << 20   // start writeback every 8 MiB
 	DefaultMaxDirty        = 128 << 20 // wait for writeback beyond 128 MiB in flight
 	DefaultTempMaxAge      = time.Hour // unlocked Put leftovers older than this are removed by New
+	DefaultDirectMin       = 8 << 20   // write with O_DIRECT past the first 8 MiB of a write
 )
 
 const (
@@ -73,6 +75,13 @@ type Options struct {
 	// MaxDirty bounds the bytes written but not yet confirmed on disk during
 	// one write; older ranges are waited for beyond it.
 	MaxDirty int64
+	// DirectMin is how many bytes of one write (a Put, an Append) go
+	// through the page cache before the rest is written with O_DIRECT
+	// (Linux; elsewhere, or where the filesystem refuses it, everything goes
+	// through the page cache); negative disables O_DIRECT. Large blobs then
+	// cost no copy into fresh page-cache pages, but are not in the page
+	// cache for a read that follows.
+	DirectMin int64
 	// TempMaxAge is the age beyond which an unlocked file left in tmp/ (a
 	// Put interrupted by a crash) is removed by New.
 	TempMaxAge time.Duration
@@ -114,6 +123,9 @@ func New(dir string, opts Options) (*Store, error) {
 	if opts.MaxDirty == 0 {
 		opts.MaxDirty = DefaultMaxDirty
 	}
+	if opts.DirectMin == 0 {
+		opts.DirectMin = DefaultDirectMin
+	}
 	if opts.TempMaxAge == 0 {
 		opts.TempMaxAge = DefaultTempMaxAge
 	}
@@ -132,12 +144,24 @@ func New(dir string, opts Options) (*Store, error) {
 		return nil, apperr.Wrap(err, apperr.EINVALID, "blob store: bad directory")
 	}
 	s := &Store{root: root, opt: opts, log: opts.Logger, now: opts.Clock, held: map[string]bool{}}
-	s.bufs.New = func() any { b := make([]byte, opts.BufferSize); return &b }
+	s.bufs.New = func() any { return alignedBuffer(opts.BufferSize) }
 	if err := s.makeLayout(); err != nil {
 		return nil, apperr.Wrap(err, apperr.EINTERNAL, "blob store: cannot create directory layout")
 	}
 	s.cleanTemp()
 	return s, nil
+}
+
+// alignedBuffer returns a buffer of size bytes whose first byte is at an
+// address aligned to directAlign, as O_DIRECT needs.
+func alignedBuffer(size int) *[]byte {
+	b := make([]byte, size+directAlign)
+	skip := 0
+	if rem := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % directAlign); rem != 0 {
+		skip = directAlign - rem
+	}
+	b = b[skip : skip+size : skip+size]
+	return &b
 }
 
 // Root is the store's absolute root directory.
