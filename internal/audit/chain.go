@@ -149,6 +149,48 @@ func Normalize(e Event) Event {
 	return e
 }
 
+// IsNormal reports whether Normalize would return e unchanged (its Details
+// map aside, which Normalize copies): a store can then skip the copy for
+// events that the Writer has already normalized.
+func IsNormal(e Event) bool {
+	if !e.Time.IsZero() && (e.Time.Location() != time.UTC || e.Time.Nanosecond()%1000 != 0) {
+		return false
+	}
+	if !isClean(e.ActorKind, MaxFieldBytes) || !isClean(e.Actor, MaxFieldBytes) || !isClean(e.ClientIP, MaxFieldBytes) ||
+		!isClean(e.UserAgent, MaxFieldBytes) || !isClean(e.Action, MaxFieldBytes) || !isClean(e.Resource, MaxFieldBytes) ||
+		!isClean(e.Project, MaxFieldBytes) || !isClean(string(e.Outcome), MaxFieldBytes) || !isClean(e.Reason, MaxReasonBytes) {
+		return false
+	}
+	if e.Details == nil {
+		return true
+	}
+	if len(e.Details) == 0 || len(e.Details) > MaxDetailKeys || !cleanKeys(e.Details) {
+		return false
+	}
+	for _, v := range e.Details {
+		if !isClean(v, MaxReasonBytes) {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanKeys reports whether every key of d is clean (see isClean) as a
+// detail key.
+func cleanKeys(d map[string]string) bool {
+	for k := range d {
+		if !isClean(k, MaxDetailKeyLen) {
+			return false
+		}
+	}
+	return true
+}
+
+// isClean reports whether clean(s, limit) == s.
+func isClean(s string, limit int) bool {
+	return len(s) <= limit && strings.IndexByte(s, 0) < 0 && utf8.ValidString(s)
+}
+
 // clean makes s valid UTF-8 without NULs, at most limit bytes long (cut at
 // a character boundary).
 func clean(s string, limit int) string {

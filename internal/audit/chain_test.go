@@ -3,6 +3,7 @@ package audit_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,31 @@ func FuzzCanonicalInjective(f *testing.F) {
 		same := actor1 == actor2 && ip1 == ip2 && k1 == k2 && v1 == v2
 		if enc := string(audit.Canonical(a)) == string(audit.Canonical(b)); enc != same {
 			t.Errorf("events equal=%v but encodings equal=%v", same, enc)
+		}
+	})
+}
+
+// FuzzIsNormal checks IsNormal against Normalize: an event it calls normal
+// is one Normalize leaves as it is, and whatever Normalize returns is normal.
+func FuzzIsNormal(f *testing.F) {
+	f.Add("alice", "containers/5.29", "k", "v", int64(1_700_000_000_000_000_000), false)
+	f.Add("a\xffb", "ua\x00", "k\x00", "v", int64(1), true)
+	f.Add(strings.Repeat("é", audit.MaxFieldBytes), "", strings.Repeat("k", audit.MaxDetailKeyLen+1), "", int64(999), false)
+	f.Add("", "", "", "\xfe", int64(0), false)
+	f.Fuzz(func(t *testing.T, actor, ua, k, v string, nanos int64, local bool) {
+		e := sample()
+		e.Actor, e.UserAgent = actor, ua
+		e.Details = map[string]string{k: v, "size": "12"}
+		e.Time = time.Unix(0, nanos).UTC()
+		if local {
+			e.Time = e.Time.In(time.FixedZone("X", 3600))
+		}
+		n := audit.Normalize(e)
+		if !audit.IsNormal(n) {
+			t.Errorf("Normalize returned an event IsNormal rejects: %+v", n)
+		}
+		if audit.IsNormal(e) && (!reflect.DeepEqual(n, e) || n.Time.Location() != e.Time.Location()) {
+			t.Errorf("IsNormal accepted an event Normalize changes:\n%+v\n%+v", e, n)
 		}
 	})
 }

@@ -70,7 +70,11 @@ func (db *DB) prepareAudit(events []audit.Event) ([]audit.Event, error) {
 	now := db.nowUTC()
 	batch := make([]audit.Event, len(events))
 	for i, e := range events {
-		e = audit.Normalize(e)
+		if !audit.IsNormal(e) {
+			// Events from audit.Writer are normal already; others are
+			// normalized here (a copy: the caller's Details map is kept).
+			e = audit.Normalize(e)
+		}
 		if e.Time.IsZero() {
 			e.Time = now
 		}
