@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -76,6 +77,7 @@ func benchAppend(b *testing.B, size int64, opts Options) {
 	s := benchStore(b, opts)
 	src, d := benchSource(b, size)
 	b.SetBytes(size)
+	cpu := startCPU()
 	b.ResetTimer()
 	for range b.N {
 		u, err := s.NewUpload(ctx, digest.SHA256)
@@ -95,6 +97,19 @@ func benchAppend(b *testing.B, size int64, opts Options) {
 		}
 		b.StartTimer()
 	}
+	b.StopTimer()
+	cpu.report(b)
+}
+
+// cpuMeter measures the process's CPU time (user + system, all threads).
+type cpuMeter struct{ start time.Duration }
+
+func startCPU() cpuMeter { return cpuMeter{processCPU()} }
+
+// report adds the CPU time per operation since startCPU to b's results
+// (it includes the stopped-timer parts: Delete of the blob).
+func (c cpuMeter) report(b *testing.B) {
+	b.ReportMetric(float64(processCPU()-c.start)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }
 
 // BenchmarkAppend measures NewUpload + Append + Commit of one blob.
@@ -109,6 +124,22 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkAppendNoWriteback(b *testing.B) {
 	for _, sz := range benchSizes {
 		b.Run(sz.name, func(b *testing.B) { benchAppend(b, sz.size, Options{WritebackWindow: -1}) })
+	}
+}
+
+// BenchmarkAppendDirect is BenchmarkAppend with O_DIRECT past the first
+// 8 MiB.
+func BenchmarkAppendDirect(b *testing.B) {
+	for _, sz := range benchSizes {
+		b.Run(sz.name, func(b *testing.B) { benchAppend(b, sz.size, Options{DirectMin: 8 << 20}) })
+	}
+}
+
+// BenchmarkAppendNoSync is BenchmarkAppend with no fdatasync before the
+// final one (SyncEvery -1), as before the early flushes.
+func BenchmarkAppendNoSync(b *testing.B) {
+	for _, sz := range benchSizes {
+		b.Run(sz.name, func(b *testing.B) { benchAppend(b, sz.size, Options{SyncEvery: -1}) })
 	}
 }
 
@@ -144,6 +175,7 @@ func BenchmarkChunkedAppend(b *testing.B) {
 	block := blobtest.Content(43, size)
 	d := digest.FromBytes(block)
 	b.SetBytes(size)
+	cpu := startCPU()
 	b.ResetTimer()
 	for range b.N {
 		u, err := s.NewUpload(ctx, digest.SHA256)
@@ -163,4 +195,6 @@ func BenchmarkChunkedAppend(b *testing.B) {
 		s.Delete(ctx, d)
 		b.StartTimer()
 	}
+	b.StopTimer()
+	cpu.report(b)
 }

@@ -24,7 +24,7 @@ import (
 // every Append and Put of the suite crosses the switch, realigns after
 // unaligned appends and gathers several buffers into one write.
 func TestConformanceDirect(t *testing.T) {
-	opts := Options{BufferSize: 8192, Buffers: 4, DirectMin: 1}
+	opts := Options{BufferSize: 8192, Buffers: 4, DirectMin: 1, SyncEvery: 16384}
 	blobtest.Run(t, func(t *testing.T) blob.Store { return newStore(t, t.TempDir(), opts) })
 }
 
@@ -62,6 +62,7 @@ func resident(t *testing.T, p string) (pages, total int) {
 func TestDirectLeavesPageCache(t *testing.T) {
 	ctx := context.Background()
 	const size = 48<<20 + 12345 // an unaligned tail
+	const directMin = 8 << 20
 	b := blobtest.Content(21, size)
 	d := digest.FromBytes(b)
 	ps := os.Getpagesize()
@@ -72,9 +73,9 @@ func TestDirectLeavesPageCache(t *testing.T) {
 		minPages  int
 		unaligned bool // an Append of 1000 bytes first
 	}{
-		{"put direct", Options{}, (DefaultDirectMin + 1<<20) / ps, 0, false},
-		{"append direct unaligned", Options{}, (DefaultDirectMin + 1<<20) / ps, 0, true},
-		{"put buffered", Options{DirectMin: -1}, size, size / 2 / ps, false},
+		{"put direct", Options{DirectMin: directMin}, (directMin + 1<<20) / ps, 0, false},
+		{"append direct unaligned", Options{DirectMin: directMin}, (directMin + 1<<20) / ps, 0, true},
+		{"put buffered (default)", Options{}, size, size / 2 / ps, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t, t.TempDir(), tc.opts)

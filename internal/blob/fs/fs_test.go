@@ -38,7 +38,7 @@ func TestConformance(t *testing.T) {
 // Small buffers and windows push every pipeline and writeback path through
 // many iterations with small data.
 func TestConformanceSmallBuffers(t *testing.T) {
-	opts := Options{BufferSize: 4096, Buffers: 2, WritebackWindow: 8192, MaxDirty: 16384}
+	opts := Options{BufferSize: 4096, Buffers: 2, WritebackWindow: 8192, MaxDirty: 16384, SyncEvery: 12288}
 	blobtest.Run(t, func(t *testing.T) blob.Store { return newStore(t, t.TempDir(), opts) })
 }
 

@@ -36,18 +36,19 @@ var (
 // h, then fdatasyncs f. It returns the number of bytes written.
 //
 // Reading and hashing run in the calling goroutine, writing in another, with
-// opt.Buffers buffers circulating between them. The first opt.DirectMin
-// bytes go through the page cache, with their writeback started as they
-// complete (see writeback), so that disk I/O overlaps the copy and the
-// final fdatasync has little left to flush; the rest of a large write, from
-// the first aligned offset, is written with O_DIRECT (Linux), in one
-// pwritev of all the buffers ready at the time, which spares the copy into
-// fresh page-cache pages (the largest CPU cost of a large write otherwise)
-// and leaves the page cache to the small blobs that benefit from it. Bytes
-// that cannot be aligned (the head before the first aligned offset, the
-// tail after the last) and writes the filesystem refuses with O_DIRECT go
-// through the page cache. The final fdatasync covers both, so the
-// durability is the same.
+// opt.Buffers buffers circulating between them. Writeback of the written
+// ranges is started as they complete (see writeback), and every
+// opt.SyncEvery bytes an fdatasync runs in a third goroutine, so that the
+// disk, its cache flushes included, works while the rest of the content is
+// still arriving and the final fdatasync has little left to do.
+//
+// With opt.DirectMin set, the rest of a write past its first DirectMin
+// bytes, from the first aligned offset, is written with O_DIRECT (Linux),
+// half the buffers per pwritev, sparing the copy into fresh page-cache
+// pages; bytes that cannot be aligned (the head before the first aligned
+// offset, the tail after the last) and writes the filesystem refuses with
+// O_DIRECT go through the page cache. The final fdatasync covers both, so
+// the durability is the same.
 //
 // On error the file may hold extra bytes past off and h has absorbed them:
 // the caller rolls both back.
@@ -70,26 +71,41 @@ func (s *Store) write(ctx context.Context, f *os.File, off int64, r io.Reader, h
 		w := chunkWriter{f: f, dfd: -1, noDirect: &noDirect, wb: newWriteback(f, off, s.opt.WritebackWindow, s.opt.MaxDirty, s.log), log: s.log}
 		defer w.close()
 		var werr error
-		batch := make([]chunk, 0, nbuf)
+		// Flushes of the device cache run beside the writes, every
+		// SyncEvery bytes, so that the final fdatasync has little left.
+		syncReq := make(chan struct{}, 1)
+		syncDone := make(chan error, 1)
+		go func() {
+			var err error
+			for range syncReq {
+				if err == nil {
+					if err = datasync(f); err != nil {
+						failed.Store(true)
+					}
+				}
+			}
+			syncDone <- err
+		}()
+		requested := off
+		// At most half the buffers in one O_DIRECT write, so that the
+		// reader fills the other half meanwhile.
+		maxBatch := max(nbuf/2, 1)
+		batch := make([]chunk, 0, maxBatch)
 		for c := range work {
 			batch = append(batch[:0], c)
-			// Take every contiguous aligned chunk already waiting, so that
-			// one O_DIRECT write covers them all.
-		gather:
-			for c.direct && len(batch) < nbuf {
+			// Wait for the contiguous aligned chunks that follow, so that
+			// one O_DIRECT write covers maxBatch buffers (an O_DIRECT write
+			// is synchronous: fewer, larger ones keep the disk busier).
+			for len(batch) < maxBatch {
 				last := batch[len(batch)-1]
 				if !last.direct || last.n%directAlign != 0 {
 					break
 				}
-				select {
-				case next, ok := <-work:
-					if !ok {
-						break gather
-					}
-					batch = append(batch, next)
-				default:
-					break gather
+				next, ok := <-work
+				if !ok {
+					break
 				}
+				batch = append(batch, next)
 			}
 			if werr == nil {
 				if err := w.write(batch); err != nil {
@@ -97,9 +113,23 @@ func (s *Store) write(ctx context.Context, f *os.File, off int64, r io.Reader, h
 					failed.Store(true)
 				}
 			}
+			last := batch[len(batch)-1]
+			if end := last.off + int64(last.n); s.opt.SyncEvery > 0 && end-requested >= s.opt.SyncEvery {
+				select {
+				case syncReq <- struct{}{}:
+					requested = end
+				default: // one is running; the next write asks again
+				}
+			}
 			for _, c := range batch {
 				free <- c.buf
 			}
+		}
+		close(syncReq)
+		// An error of an early flush is reported once per open file: it
+		// fails this write, as the final fdatasync would not see it again.
+		if err := <-syncDone; werr == nil {
+			werr = err
 		}
 		done <- werr
 	}()
