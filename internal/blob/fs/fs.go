@@ -90,7 +90,9 @@ type Options struct {
 	// SyncEvery is how many bytes of one write are written between two
 	// fdatasyncs started beside the writes (in their own goroutine), so
 	// that the device's cache is flushed while the rest arrives and the
-	// final fdatasync has little left to flush; negative disables them.
+	// final fdatasync has little left to flush; the first comes after
+	// 2×SyncEvery bytes, so a shorter write has only its final fdatasync.
+	// Negative disables them.
 	SyncEvery int64
 	// TempMaxAge is the age beyond which an unlocked file left in tmp/ (a
 	// Put interrupted by a crash) is removed by New.
