@@ -121,7 +121,7 @@ func (s *Store) write(ctx context.Context, f *os.File, off int64, r io.Reader, h
 				select {
 				case syncReq <- struct{}{}:
 					requested = end
-				default: // one is running; the next write asks again
+				default: // one is already waiting to run; the next write asks again
 				}
 			}
 			for _, c := range batch {
