@@ -2,8 +2,10 @@ package registry
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/auth"
+	"github.com/customs-dev/customs/internal/blob"
 	"github.com/customs-dev/customs/internal/store"
 )
 
@@ -54,23 +57,74 @@ func (h *handler) getManifest(q *request) error {
 	if err := h.gatePull(q, m); err != nil {
 		return err
 	}
-	rd, err := h.blobs.Open(q.ctx, m.Digest)
-	if err != nil {
-		if apperr.Code(err) == apperr.ENOTFOUND {
-			q.log.Error("manifest recorded but its bytes are missing", "repo", q.rt.Name, "digest", m.Digest)
+	// The bytes come from the cache when they can: m is in the repository
+	// (resolve asked the store), and a digest's bytes never change.
+	body, cached := h.manifests.get(m.Digest)
+	var rd blob.Reader
+	if !cached {
+		rd, err = h.blobs.Open(q.ctx, m.Digest)
+		if err != nil {
+			if apperr.Code(err) == apperr.ENOTFOUND {
+				q.log.Error("manifest recorded but its bytes are missing", "repo", q.rt.Name, "digest", m.Digest)
+			}
+			return notFoundAs(err, codeManifestUnknown, "manifest %s is not in repository %s", ref, q.rt.Name)
 		}
-		return notFoundAs(err, codeManifestUnknown, "manifest %s is not in repository %s", ref, q.rt.Name)
+		defer rd.Close()
+		if h.manifests.fits(m.Digest, rd.Size()) {
+			if body, err = h.readManifestBlob(q, rd, m.Digest); err != nil {
+				return err
+			}
+			rd = nil
+		}
 	}
-	defer rd.Close()
 	hd := q.w.Header()
 	hd.Set("Content-Type", m.MediaType)
 	hd.Set("Docker-Content-Digest", m.Digest.String())
 	hd.Set("Etag", etag(m.Digest))
-	http.ServeContent(q.w, q.r, "", time.Time{}, rd)
+	if rd != nil {
+		http.ServeContent(q.w, q.r, "", time.Time{}, rd)
+	} else {
+		serveBytes(q.w, q.r, body)
+	}
 	if q.r.Method == http.MethodGet && h.events != nil {
 		h.events.ManifestPulled(q.ctx, q.p, m)
 	}
 	return nil
+}
+
+// readManifestBlob reads a manifest's bytes from rd whole and keeps them
+// in the cache if they match d. Bytes that do not (a damaged store) are
+// served as before, but not kept.
+func (h *handler) readManifestBlob(q *request, rd blob.Reader, d digest.Digest) ([]byte, error) {
+	body := make([]byte, rd.Size())
+	if _, err := io.ReadFull(rd, body); err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", d, err)
+	}
+	if d.Validate() == nil && d.Algorithm().FromBytes(body) == d {
+		h.manifests.put(d, body)
+	} else {
+		q.log.Error("manifest bytes in the blob store do not match their digest", "repo", q.rt.Name, "digest", d)
+	}
+	return body, nil
+}
+
+// serveBytes answers r with body as http.ServeContent would (w's headers
+// set but for the length): through it when r is conditional or asks for
+// a range, directly otherwise.
+func serveBytes(w http.ResponseWriter, r *http.Request, body []byte) {
+	rh := r.Header
+	if len(rh["If-Match"]) > 0 || len(rh["If-None-Match"]) > 0 || len(rh["If-Modified-Since"]) > 0 ||
+		len(rh["If-Unmodified-Since"]) > 0 || len(rh["Range"]) > 0 {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+		return
+	}
+	hd := w.Header()
+	hd.Set("Accept-Ranges", "bytes")
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
 }
 
 // gatePull asks the PullGate about a GET of m by a client without push

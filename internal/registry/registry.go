@@ -5,8 +5,9 @@
 // and authorized through a Guard before anything about the repository is
 // looked up, so that private repositories cannot be probed. Metadata
 // (repositories, links, manifests, tags) lives behind Metadata and bytes
-// behind Blobs; the handler keeps no state of its own, so any replica can
-// serve any request. Errors are mapped to the spec's JSON error body in one
+// behind Blobs; the handler keeps no state of its own (beyond a bounded
+// cache of manifest bytes by digest, which cannot go stale), so any replica
+// can serve any request. Errors are mapped to the spec's JSON error body in one
 // place (errors.go).
 package registry
 
@@ -171,6 +172,12 @@ type Options struct {
 	AllowSparse bool
 	// MaxManifestBytes caps manifest bodies; 0 means DefaultMaxManifestBytes.
 	MaxManifestBytes int64
+	// ManifestCacheBytes bounds an in-memory cache of manifest bytes by
+	// digest (manifests up to MaxCachedManifestBytes), least recently used
+	// out first; 0 disables it (DefaultManifestCacheBytes is customs
+	// serve's default). Whether a manifest is in the repository is always
+	// asked of Store: the cache only saves reading its bytes from Blobs.
+	ManifestCacheBytes int64
 }
 
 // DefaultMaxManifestBytes is the manifest size limit when none is configured.
@@ -192,6 +199,7 @@ type handler struct {
 	loggerFrom  func(context.Context, *slog.Logger) *slog.Logger
 	allowSparse bool
 	maxManifest int64
+	manifests   *manifestCache // nil: disabled
 }
 
 // New returns the handler serving /v2/ with o. It panics if a required
@@ -210,6 +218,8 @@ func New(o Options) http.Handler {
 		panic("registry: Options.UploadSecret must be at least 32 bytes")
 	case o.MaxManifestBytes < 0:
 		panic("registry: Options.MaxManifestBytes must not be negative")
+	case o.ManifestCacheBytes < 0:
+		panic("registry: Options.ManifestCacheBytes must not be negative")
 	}
 	h := &handler{
 		meta:        o.Store,
@@ -223,6 +233,7 @@ func New(o Options) http.Handler {
 		loggerFrom:  o.LoggerFrom,
 		allowSparse: o.AllowSparse,
 		maxManifest: o.MaxManifestBytes,
+		manifests:   newManifestCache(o.ManifestCacheBytes),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
