@@ -136,6 +136,9 @@ type Registry struct {
 	// child manifests, are not in the repository (partial mirrors). Off by
 	// default: a manifest naming a missing blob is refused.
 	AllowSparse bool `yaml:"allowSparse"`
+	// ManifestCacheBytes bounds the in-memory cache of manifest bytes by
+	// digest that spares pulls a blob-store read; 0 disables it.
+	ManifestCacheBytes int64 `yaml:"manifestCacheBytes"`
 }
 
 // Default returns the embedded defaults: plain HTTP on :5000, data in
@@ -160,7 +163,7 @@ func Default() Config {
 			UploadMaxAge: Duration(7 * 24 * time.Hour),
 		},
 		Log:       Log{Level: "info", Format: "text"},
-		Registry:  Registry{MaxManifestBytes: 4 << 20},
+		Registry:  Registry{MaxManifestBytes: 4 << 20, ManifestCacheBytes: 32 << 20},
 		Vulndb:    defaultVulndb(),
 		Scan:      defaultScan(),
 		Admission: defaultAdmission(),
@@ -243,6 +246,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Registry.MaxManifestBytes < 4<<20 {
 		bad("registry.maxManifestBytes", "must be at least 4194304 (4 MiB, the spec's minimum), got %d", c.Registry.MaxManifestBytes)
+	}
+	if c.Registry.ManifestCacheBytes < 0 {
+		bad("registry.manifestCacheBytes", "must not be negative (0 disables the cache), got %d", c.Registry.ManifestCacheBytes)
 	}
 	c.validateVulndb(bad)
 	c.validateScan(bad)

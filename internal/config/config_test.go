@@ -102,12 +102,13 @@ func TestValidateNamesEveryBadKey(t *testing.T) {
 	c.Auth.TokenTTL = Duration(time.Second)
 	c.Log.Level = "loud"
 	c.Registry.MaxManifestBytes = 1024
+	c.Registry.ManifestCacheBytes = -1
 	c.TLS.CertFile = "x.pem"
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, key := range []string{"addr:", "database.driver:", "auth.tokenTTL:", "log.level:", "registry.maxManifestBytes:", "tls.certFile:"} {
+	for _, key := range []string{"addr:", "database.driver:", "auth.tokenTTL:", "log.level:", "registry.maxManifestBytes:", "registry.manifestCacheBytes:", "tls.certFile:"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s: %v", key, err)
 		}

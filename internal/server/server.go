@@ -289,7 +289,9 @@ func (s *Server) routes() http.Handler {
 		LoggerFrom:       reqlog.From,
 		AllowSparse:      s.cfg.Registry.AllowSparse,
 		MaxManifestBytes: s.cfg.Registry.MaxManifestBytes,
-		Events:           fanOut{registryaudit.New(s.Audit), scanOnPush{s.Scanner}},
+		// Spares pulls the blob-store read of manifest bytes.
+		ManifestCacheBytes: s.cfg.Registry.ManifestCacheBytes,
+		Events:             fanOut{registryaudit.New(s.Audit), scanOnPush{s.Scanner}},
 		// Project policies refuse pulls; an image none matches gets
 		// policy.registryDefault (allow unless configured otherwise).
 		PullGate: s.pullDoor,
