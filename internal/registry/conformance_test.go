@@ -77,7 +77,8 @@ func TestConformance(t *testing.T) {
 		sparse bool
 	}{{"strict", false}, {"sparse", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, func(o *Options) { o.AllowSparse = tc.sparse })
+			// With the manifest cache, as customs serve runs by default.
+			e := newEnv(t, func(o *Options) { o.AllowSparse = tc.sparse; o.ManifestCacheBytes = DefaultManifestCacheBytes })
 			if err := e.db.CreateProject(context.Background(), &store.Project{Name: "conformance"}); err != nil {
 				t.Fatal(err)
 			}
@@ -104,6 +105,11 @@ func TestConformance(t *testing.T) {
 				counts["Pass"], counts["FAIL"], counts["Error"], counts["Skip"], counts["Disabled"], counts["Total"])
 			if err != nil || counts["FAIL"] != "0" || counts["Error"] != "0" || counts["Skip"] != "0" {
 				t.Fatalf("conformance suite failed (%v); report in %s:\n%s", err, results, out.String())
+			}
+			if st := cacheOf(e).stats(); st.Hits == 0 || st.Misses == 0 {
+				t.Errorf("the suite's manifest pulls did not go through the cache (both hits and misses): %+v", st)
+			} else {
+				t.Logf("manifest cache: %+v", st)
 			}
 		})
 	}
