@@ -60,9 +60,9 @@ func (h *handler) getManifest(q *request) error {
 	// The bytes come from the cache when they can: m is in the repository
 	// (resolve asked the store), and a digest's bytes never change.
 	body, cached := h.manifests.get(m.Digest)
-	var rd blob.Reader
+	var stream blob.Reader // set when the bytes are streamed from Blobs, not held
 	if !cached {
-		rd, err = h.blobs.Open(q.ctx, m.Digest)
+		rd, err := h.blobs.Open(q.ctx, m.Digest)
 		if err != nil {
 			if apperr.Code(err) == apperr.ENOTFOUND {
 				q.log.Error("manifest recorded but its bytes are missing", "repo", q.rt.Name, "digest", m.Digest)
@@ -74,15 +74,16 @@ func (h *handler) getManifest(q *request) error {
 			if body, err = h.readManifestBlob(q, rd, m.Digest); err != nil {
 				return err
 			}
-			rd = nil
+		} else {
+			stream = rd
 		}
 	}
 	hd := q.w.Header()
 	hd.Set("Content-Type", m.MediaType)
 	hd.Set("Docker-Content-Digest", m.Digest.String())
 	hd.Set("Etag", etag(m.Digest))
-	if rd != nil {
-		http.ServeContent(q.w, q.r, "", time.Time{}, rd)
+	if stream != nil {
+		http.ServeContent(q.w, q.r, "", time.Time{}, stream)
 	} else {
 		serveBytes(q.w, q.r, body)
 	}
