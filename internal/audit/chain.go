@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -47,32 +46,7 @@ const canonicalVersion = "customs.audit.v1"
 // PrevHash and Hash (see the package's chain documentation). e should be
 // normalized (see Normalize) so that it encodes as it is stored.
 func Canonical(e Event) []byte {
-	b := make([]byte, 0, 256)
-	field := func(s string) {
-		b = strconv.AppendInt(b, int64(len(s)), 10)
-		b = append(b, ':')
-		b = append(b, s...)
-	}
-	num := func(n int64) {
-		field(strconv.FormatInt(n, 10))
-	}
-	field(canonicalVersion)
-	num(e.ID)
-	num(e.Time.UnixMicro())
-	for _, s := range []string{e.ActorKind, e.Actor, e.ClientIP, e.UserAgent, e.Action, e.Resource, e.Project, string(e.Outcome), e.Reason} {
-		field(s)
-	}
-	num(int64(len(e.Details)))
-	keys := make([]string, 0, len(e.Details))
-	for k := range e.Details {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		field(k)
-		field(e.Details[k])
-	}
-	return b
+	return AppendCanonical(make([]byte, 0, 256), e)
 }
 
 // Hash returns the hash e must carry: SHA-256 over e.PrevHash followed by

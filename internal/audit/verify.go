@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strconv"
@@ -140,12 +141,46 @@ func short(h string) string {
 	return h
 }
 
+// BlockError is an error a store's event sequence yields (see Scanner)
+// for stored events it cannot read, or whose stored description does not
+// match them: Verify reports the chain broken at ID for Reason instead of
+// failing.
+type BlockError struct {
+	// ID is the first event ID the store recorded for the bad data.
+	ID int64
+	// Reason starts with what is wrong ("unreadable: ...").
+	Reason string
+}
+
+func (e *BlockError) Error() string {
+	return fmt.Sprintf("audit events from %d: %s", e.ID, e.Reason)
+}
+
+// Unusable records that the stored events from id on could not be checked
+// for reason (see BlockError). If events before id are missing, that is
+// reported instead, as the first thing wrong. It returns false.
+func (v *Verifier) Unusable(id int64, reason string) bool {
+	if v.rep.Broken != nil {
+		return false
+	}
+	if want := v.prev.ID + 1; id > want {
+		return v.fail(want, "missing: the ids jump from %d to %d (events were deleted)", v.prev.ID, id)
+	}
+	return v.fail(id, "%s", reason)
+}
+
 // Verify checks a chain recorded as c whose events, in ID order, are
-// events. The error is a failure to read events, not a broken chain (see
-// Report.OK).
+// events. A *BlockError among them breaks the chain (see
+// Verifier.Unusable); any other error is a failure to read events, not a
+// broken chain (see Report.OK), and is returned.
 func Verify(c Chain, events iter.Seq2[Event, error]) (Report, error) {
 	v := NewVerifier(c)
 	for e, err := range events {
+		var be *BlockError
+		if errors.As(err, &be) {
+			v.Unusable(be.ID, be.Reason)
+			break
+		}
 		if err != nil {
 			return Report{}, err
 		}
@@ -159,7 +194,9 @@ func Verify(c Chain, events iter.Seq2[Event, error]) (Report, error) {
 // Scanner reads a stored audit trail (store.AuditStore is one).
 type Scanner interface {
 	// ScanAudit calls fn with the chain's anchor and head and every stored
-	// event in ID order, all from one consistent snapshot.
+	// event in ID order, all from one consistent snapshot. Stored events
+	// that cannot be read are a *BlockError in the sequence, after the
+	// events before them, and end it.
 	ScanAudit(ctx context.Context, fn func(c Chain, events iter.Seq2[Event, error]) error) error
 }
 

@@ -146,3 +146,51 @@ func TestVerifyReadError(t *testing.T) {
 		t.Errorf("Verify error = %v, want the read error", err)
 	}
 }
+
+// withError yields events and then err.
+func withError(events []audit.Event, err error) iter.Seq2[audit.Event, error] {
+	return func(yield func(audit.Event, error) bool) {
+		for _, e := range events {
+			if !yield(e, nil) {
+				return
+			}
+		}
+		yield(audit.Event{}, err)
+	}
+}
+
+func TestVerifyBlockError(t *testing.T) {
+	genesis := audit.Link{Hash: audit.GenesisHash}
+	events := chain(genesis, 6)
+	c := headOf(genesis, events)
+	for _, tc := range []struct {
+		name    string
+		before  []audit.Event
+		blockID int64
+		wantID  int64
+		reason  string
+	}{
+		{"unreadable block after good events", events[:3], 4, 4, "unreadable: bad length"},
+		{"unreadable first block", nil, 1, 1, "unreadable: bad length"},
+		{"events missing before the unreadable block", events[:2], 5, 3, "missing: the ids jump from 2 to 5"},
+		{"header mismatch of a block already read", events[:3], 2, 2, "unreadable: bad length"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := audit.Verify(c, withError(tc.before, &audit.BlockError{ID: tc.blockID, Reason: "unreadable: bad length"}))
+			if err != nil {
+				t.Fatalf("Verify returned %v, want a broken report", err)
+			}
+			if rep.OK || rep.Broken == nil || rep.Broken.ID != tc.wantID || !strings.Contains(rep.Broken.Reason, tc.reason) {
+				t.Fatalf("report %+v (broken %+v), want broken at %d: %s", rep, rep.Broken, tc.wantID, tc.reason)
+			}
+			if want := fmt.Sprintf("broken at event %d: ", tc.wantID); !strings.Contains(rep.String(), want) {
+				t.Errorf("%q lacks %q", rep.String(), want)
+			}
+		})
+	}
+	// Wrapped, it is still a break.
+	rep, err := audit.Verify(c, withError(events[:1], fmt.Errorf("reading: %w", &audit.BlockError{ID: 2, Reason: "unreadable: x"})))
+	if err != nil || rep.Broken == nil || rep.Broken.ID != 2 {
+		t.Fatalf("wrapped BlockError: %+v, %v", rep, err)
+	}
+}
