@@ -224,6 +224,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.labels = append(rep.labels, s.label)
 	}
 	if o.disk != "never" {
+		fmt.Fprintf(stderr, "disk baseline: untimed warm-up write of %s in %s\n", formatSize(diskTargetSize), p.workDir)
+		if err := warmDisk(p.workDir, diskTargetSize); err != nil {
+			return fmt.Errorf("disk warm-up: %w", err)
+		}
 		if p.blobs && slices.Contains(p.sizes, diskTargetSize) && slices.Contains(p.concs, 1) {
 			p.disk = &diskResult{size: diskTargetSize}
 		} else if o.disk == "always" {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -284,8 +285,16 @@ func (r *report) markdown(w io.Writer) {
 		for i, v := range r.disk.runs {
 			runs[i] = fmt.Sprintf("%.0f", v)
 		}
-		fmt.Fprintf(w, "- disk baseline: sequential %s write + fsync (what dd bs=1M conv=fsync measures), same filesystem, median %s (runs: %s MB/s)\n",
+		fmt.Fprintf(w, "- disk baseline: sequential %s write + fsync (what dd bs=1M conv=fsync measures), same filesystem, after an untimed warm-up write, median %s (runs: %s MB/s)\n",
 			formatSize(r.disk.size), formatRate(r.disk.median(), true), strings.Join(runs, ", "))
+		if len(r.disk.direct) > 0 {
+			direct := make([]string, len(r.disk.direct))
+			for i, v := range r.disk.direct {
+				direct[i] = fmt.Sprintf("%.0f", v)
+			}
+			fmt.Fprintf(w, "- for reference, the same writes with O_DIRECT (the device without the page cache), each right after its baseline run: median %s (runs: %s MB/s)\n",
+				formatRate(median(slices.Clone(r.disk.direct)), true), strings.Join(direct, ", "))
+		}
 	}
 	fmt.Fprintln(w)
 	r.table(w)

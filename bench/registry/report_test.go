@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +204,20 @@ func TestMeasureDisk(t *testing.T) {
 	}
 	if len(d.runs) != 2 || d.median() <= 0 || d.size != 8<<20 {
 		t.Fatalf("got %+v", d)
+	}
+	// O_DIRECT references: one per run, or none where the filesystem
+	// refuses O_DIRECT (tmpfs).
+	if len(d.direct) != 0 && len(d.direct) != 2 || slices.ContainsFunc(d.direct, func(v float64) bool { return v <= 0 }) {
+		t.Fatalf("O_DIRECT references %v", d.direct)
+	}
+}
+
+func TestWarmDiskLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if err := warmDisk(dir, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Fatalf("after the warm-up %s holds %v (%v)", dir, entries, err)
 	}
 }
