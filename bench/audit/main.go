@@ -38,6 +38,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver, to count stored events
 	_ "modernc.org/sqlite"             // "sqlite" driver, to count stored events
+
+	"github.com/customs-dev/customs/internal/audit"
 )
 
 const (
@@ -304,7 +306,27 @@ func (s *server) countPulls(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT prev_hash, data FROM audit_blocks`)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
 	var n int64
-	err = db.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE action = 'artifact.pull' AND outcome = 'success'`).Scan(&n)
-	return n, err
+	var events []audit.Event
+	var offs []int
+	for rows.Next() {
+		var prevHash, data string
+		if err := rows.Scan(&prevHash, &data); err != nil {
+			return 0, err
+		}
+		if events, offs, err = audit.AppendDecodedLazy(events[:0], offs[:0], data, prevHash); err != nil {
+			return 0, err
+		}
+		for _, e := range events {
+			if e.Action == "artifact.pull" && e.Outcome == audit.Success {
+				n++
+			}
+		}
+	}
+	return n, rows.Err()
 }

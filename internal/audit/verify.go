@@ -60,6 +60,9 @@ type Verifier struct {
 	prev      Link
 	rep       Report
 	lastPurge *Event
+	// mismatch is the first index mismatch (see BlockError.Index), reported
+	// by Finish if nothing else is wrong.
+	mismatch *Break
 }
 
 // NewVerifier returns a Verifier of a chain whose store recorded c.
@@ -119,6 +122,8 @@ func (v *Verifier) Finish() Report {
 		v.lastPurge.Details[DetailAnchorHash] != c.Anchor.Hash):
 		v.fail(v.lastPurge.ID, "the last purge left the chain anchored at event %s, but the chain now starts after event %d (events were removed outside a purge)",
 			v.lastPurge.Details[DetailAnchorID], c.Anchor.ID)
+	case v.mismatch != nil:
+		v.rep.Broken = v.mismatch
 	default:
 		v.rep.OK = true
 	}
@@ -150,6 +155,12 @@ type BlockError struct {
 	ID int64
 	// Reason starts with what is wrong ("unreadable: ...").
 	Reason string
+	// Index is true when the events were read (and yielded) and only what
+	// the store records to find them, such as their IDs' or times' range,
+	// does not match them: the sequence goes on, and the mismatch breaks
+	// the chain only if nothing else does (an edited or deleted event is
+	// the more useful report, and leaves such mismatches behind).
+	Index bool
 }
 
 func (e *BlockError) Error() string {
@@ -169,14 +180,27 @@ func (v *Verifier) Unusable(id int64, reason string) bool {
 	return v.fail(id, "%s", reason)
 }
 
+// IndexMismatch records that the store's description of the events from id
+// on does not match them (see BlockError.Index): Finish reports it if
+// nothing else is wrong.
+func (v *Verifier) IndexMismatch(id int64, reason string) {
+	if v.mismatch == nil {
+		v.mismatch = &Break{ID: id, Reason: reason}
+	}
+}
+
 // Verify checks a chain recorded as c whose events, in ID order, are
 // events. A *BlockError among them breaks the chain (see
-// Verifier.Unusable); any other error is a failure to read events, not a
+// Verifier.Unusable and Verifier.IndexMismatch); any other error is a failure to read events, not a
 // broken chain (see Report.OK), and is returned.
 func Verify(c Chain, events iter.Seq2[Event, error]) (Report, error) {
 	v := NewVerifier(c)
 	for e, err := range events {
 		var be *BlockError
+		if errors.As(err, &be) && be.Index {
+			v.IndexMismatch(be.ID, be.Reason)
+			continue
+		}
 		if errors.As(err, &be) {
 			v.Unusable(be.ID, be.Reason)
 			break

@@ -194,3 +194,32 @@ func TestVerifyBlockError(t *testing.T) {
 		t.Fatalf("wrapped BlockError: %+v, %v", rep, err)
 	}
 }
+
+func TestVerifyIndexMismatch(t *testing.T) {
+	genesis := audit.Link{Hash: audit.GenesisHash}
+	events := chain(genesis, 4)
+	c := headOf(genesis, events)
+	mismatch := &audit.BlockError{ID: 1, Reason: "block altered: times", Index: true}
+	seqWith := func(evs []audit.Event) iter.Seq2[audit.Event, error] {
+		return func(yield func(audit.Event, error) bool) {
+			for i, e := range evs {
+				if !yield(e, nil) {
+					return
+				}
+				if i == 1 && !yield(audit.Event{}, mismatch) {
+					return
+				}
+			}
+		}
+	}
+	// Alone, the mismatch breaks the chain at the block.
+	rep, err := audit.Verify(c, seqWith(events))
+	if err != nil || rep.OK || rep.Broken == nil || rep.Broken.ID != 1 || rep.Broken.Reason != mismatch.Reason || rep.Events != 4 {
+		t.Fatalf("mismatch alone: %+v (broken %+v), %v", rep, rep.Broken, err)
+	}
+	// With an event missing, the missing event is reported.
+	rep, err = audit.Verify(c, seqWith(events[:3]))
+	if err != nil || rep.Broken == nil || rep.Broken.ID != 4 || !strings.Contains(rep.Broken.Reason, "missing") {
+		t.Fatalf("mismatch and a missing event: %+v (broken %+v), %v", rep, rep.Broken, err)
+	}
+}

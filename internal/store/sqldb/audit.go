@@ -3,47 +3,23 @@ package sqldb
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"iter"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/audit"
 	"github.com/customs-dev/customs/internal/store"
 )
 
-// The audit trail is kept in audit_events and the one row of audit_chain
-// (head and anchor). Appends lock that row (PostgreSQL: FOR UPDATE; SQLite:
-// the write transaction holds the database), so concurrent appenders, in
-// one process or many, take turns: each assigns IDs from the head, chains
-// hashes from the head's hash and moves the head before committing.
-
-// auditColumns are audit_events' columns in the order scanAuditEvent reads
-// and insertAudit writes them.
-const auditColumns = `id, occurred_at, actor_kind, actor, client_ip, user_agent, action, resource, project, outcome, reason, details, prev_hash, hash`
-
-// auditColumnCount is how many columns auditColumns names.
-const auditColumnCount = 14
-
-// insertAuditSQL returns the statement inserting rows events.
-func insertAuditSQL(rows int) string {
-	var q strings.Builder
-	q.WriteString(`INSERT INTO audit_events (` + auditColumns + `) VALUES `)
-	for i := range rows {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteByte('(')
-		q.WriteString(placeholders(i*auditColumnCount+1, auditColumnCount))
-		q.WriteByte(')')
-	}
-	return q.String()
-}
+// The audit trail is kept in blocks (see auditblocks.go) and the one row of
+// audit_chain (head and anchor). Appends lock that row (PostgreSQL: FOR
+// UPDATE; SQLite: the write transaction holds the database), so concurrent
+// appenders, in one process or many, take turns: each assigns IDs from the
+// head, chains hashes from the head's hash and moves the head before
+// committing.
 
 // AppendAudit normalizes events, stamps those without a Time with the
 // store's clock, and appends them in order in one transaction, setting each
@@ -86,8 +62,9 @@ func (db *DB) prepareAudit(events []audit.Event) ([]audit.Event, error) {
 	return batch, nil
 }
 
-// appendAuditTx chains batch onto the head and stores it in tx. It sets the
-// events' IDs and hashes; on a retry it runs again and recomputes them.
+// appendAuditTx chains batch onto the head and stores it in tx, in blocks
+// of at most maxBlockEvents events. It sets the events' IDs and hashes; on
+// a retry it runs again and recomputes them.
 func (db *DB) appendAuditTx(ctx context.Context, tx *sql.Tx, batch []audit.Event) error {
 	var head audit.Link
 	if err := tx.QueryRowContext(ctx,
@@ -95,175 +72,30 @@ func (db *DB) appendAuditTx(ctx context.Context, tx *sql.Tx, batch []audit.Event
 		Scan(&head.ID, &head.Hash); err != nil {
 		return err
 	}
+	var enc audit.RecordEncoder
+	buf := make([]byte, 0, 320*min(len(batch), maxBlockEvents))
+	w := newBlockWriter(ctx, tx, db.d)
+	first := 0
 	for i := range batch {
 		e := &batch[i]
 		e.ID, e.PrevHash = head.ID+1, head.Hash
-		e.Hash = audit.Hash(*e)
+		buf = enc.Append(buf, e)
 		head = audit.Link{ID: e.ID, Hash: e.Hash}
+		if i+1-first == maxBlockEvents || len(buf) >= maxBlockBytes || i == len(batch)-1 {
+			if err := w.insert(auditBlock{events: batch[first : i+1], data: buf}); err != nil {
+				return err
+			}
+			buf, first = buf[:0], i+1
+		}
 	}
-	if err := db.insertAudit(ctx, tx, batch); err != nil {
-		return err
-	}
-	_, err := tx.ExecContext(ctx, `UPDATE audit_chain SET last_id = $1, last_hash = $2 WHERE id = 1`, head.ID, head.Hash)
+	_, err := tx.ExecContext(w.ctx, `UPDATE audit_chain SET last_id = $1, last_hash = $2 WHERE id = 1`, head.ID, head.Hash)
 	return err
 }
 
-// insertAudit inserts events in tx, Dialect.InsertRows per statement: a
-// statement for that many rows is prepared once and run for each full
-// chunk, and the rest goes in one last statement.
-//
-// Without row locks (SQLite) the transaction holds the whole database, so
-// a statement in it never waits for another writer: the statements run
-// with ctx's values but not its cancellation, and ctx is checked between
-// them instead. modernc.org/sqlite starts a goroutine per statement to
-// watch a cancellable context; this way a batch of 500 events starts none,
-// and a cancelled ctx still stops the batch within one statement (and the
-// transaction, begun with ctx, is rolled back). On SQLite this takes a
-// quarter of the writer's CPU time per event (BenchmarkAuditAppend); audit
-// rows stay one per statement there: 8 per statement doubled it.
-func (db *DB) insertAudit(ctx context.Context, tx *sql.Tx, events []audit.Event) error {
-	per := max(db.d.InsertRows, 1)
-	execCtx := ctx
-	if !db.d.RowLocks {
-		execCtx = context.WithoutCancel(ctx)
-	}
-	var full *sql.Stmt
-	if len(events) >= per {
-		var err error
-		if full, err = tx.PrepareContext(ctx, insertAuditSQL(per)); err != nil {
-			return err
-		}
-		defer full.Close()
-	}
-	args := make([]any, 0, min(per, len(events))*auditColumnCount)
-	var details []byte
-	for start := 0; start < len(events); start += per {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		chunk := events[start:min(start+per, len(events))]
-		args = args[:0]
-		for _, e := range chunk {
-			var d any
-			if len(e.Details) > 0 {
-				details = appendDetailsJSON(details[:0], e.Details)
-				d = string(details)
-			}
-			args = append(args, e.ID, db.ts(e.Time), e.ActorKind, e.Actor, e.ClientIP, e.UserAgent, e.Action,
-				e.Resource, e.Project, string(e.Outcome), e.Reason, d, e.PrevHash, e.Hash)
-		}
-		var err error
-		if len(chunk) == per {
-			_, err = full.ExecContext(execCtx, args...)
-		} else {
-			_, err = tx.ExecContext(execCtx, insertAuditSQL(len(chunk)), args...)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// appendDetailsJSON appends details as a JSON object to b, keys in byte
-// order: what json.Marshal writes for a map[string]string, without its
-// reflection and sorting allocations.
-func appendDetailsJSON(b []byte, details map[string]string) []byte {
-	var keys [16]string
-	ks := keys[:0]
-	for k := range details {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	b = append(b, '{')
-	for i, k := range ks {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = appendJSONString(b, details[k])
-	}
-	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string, escaped as encoding/json
-// escapes it (HTML-safe: <, > and & as \u003c, \u003e, \u0026; U+2028 and
-// U+2029 escaped). s is valid UTF-8 (audit.Normalize makes it so).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// scanAuditEvent reads one row of auditColumns.
-func scanAuditEvent(rows *sql.Rows) (audit.Event, error) {
-	var e audit.Event
-	var outcome string
-	var details sql.NullString
-	if err := rows.Scan(&e.ID, timeScan{&e.Time}, &e.ActorKind, &e.Actor, &e.ClientIP, &e.UserAgent, &e.Action,
-		&e.Resource, &e.Project, &outcome, &e.Reason, &details, &e.PrevHash, &e.Hash); err != nil {
-		return e, err
-	}
-	e.Outcome = audit.Outcome(outcome)
-	if details.Valid {
-		if err := json.Unmarshal([]byte(details.String), &e.Details); err != nil {
-			// A row edited into invalid JSON: keep the text visible so that
-			// verification reports the event as altered.
-			e.Details = map[string]string{"": details.String}
-		}
-	}
-	return e, nil
-}
-
-// AuditEvents returns the events matching f, newest first.
+// AuditEvents returns the events matching f, newest first. It reads the
+// candidate blocks newest first (those audit_block_keys and the blocks'
+// ID and time bounds do not rule out), walks each block's events newest
+// first, applies every filter to each event, and stops at f.N events.
 func (db *DB) AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Event, error) {
 	n, err := limit(f.N)
 	if err != nil {
@@ -272,62 +104,122 @@ func (db *DB) AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 	if f.Before < 0 {
 		return nil, apperr.Errorf(apperr.EINVALID, "event id %d is negative", f.Before)
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	if !f.Since.IsZero() {
-		where = append(where, `occurred_at >= `+arg(db.ts(f.Since)))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, `occurred_at < `+arg(db.ts(f.Until)))
-	}
-	if f.Actor != "" {
-		where = append(where, `actor = `+arg(f.Actor))
-	}
-	if f.Project != "" {
-		where = append(where, `project = `+arg(f.Project))
-	}
-	if f.Action != "" {
-		where = append(where, `(action = `+arg(f.Action)+` OR substr(action, 1, `+arg(len(f.Action)+1)+`) = `+arg(f.Action+".")+`)`)
-	}
-	if f.Outcome != "" {
-		where = append(where, `outcome = `+arg(string(f.Outcome)))
-	}
-	if f.Resource != "" {
-		// replace() finds a substring case-sensitively in both databases
-		// (LIKE does not: SQLite's ignores ASCII case).
-		where = append(where, `replace(resource, `+arg(f.Resource)+`, '') <> resource`)
-	}
-	if f.Before > 0 {
-		where = append(where, `id < `+arg(f.Before))
-	}
-	q := `SELECT ` + auditColumns + ` FROM audit_events`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	q += ` ORDER BY id DESC LIMIT ` + arg(n)
+	m := newAuditMatcher(f)
+	q, args := db.candidateBlocks(f, m)
 	rows, err := db.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, db.wrap(err)
 	}
 	defer rows.Close()
 	out := []audit.Event{}
-	for rows.Next() {
-		e, err := scanAuditEvent(rows)
-		if err != nil {
+	var heads []audit.Event
+	var offs []int
+	for rows.Next() && int64(len(out)) < n {
+		var firstID int64
+		var prevHash, data string
+		if err := rows.Scan(&firstID, &prevHash, &data); err != nil {
 			return nil, db.wrap(err)
 		}
-		out = append(out, e)
+		heads, offs, err = audit.AppendDecodedLazy(heads[:0], offs[:0], data, prevHash)
+		if err != nil {
+			return nil, apperr.Errorf(apperr.EINTERNAL,
+				"the stored audit block of events from %d is unreadable (%v): run `customs audit verify`", firstID, err)
+		}
+		for i := len(heads) - 1; i >= 0 && int64(len(out)) < n; i-- {
+			if !m.match(&heads[i]) {
+				continue
+			}
+			e, err := audit.DecodeRecordAt(data, offs[i], heads[i].PrevHash)
+			if err != nil { // AppendDecodedLazy checked the record
+				return nil, apperr.Errorf(apperr.EINTERNAL, "audit event %d: %v", heads[i].ID, err)
+			}
+			out = append(out, e)
+		}
 	}
 	return out, db.wrap(rows.Err())
 }
 
+// candidateBlocks returns the query of the blocks that may hold events
+// matching f, newest first: a narrowing only, m decides.
+func (db *DB) candidateBlocks(f store.AuditFilter, m auditMatcher) (string, []any) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Before > 0 {
+		where = append(where, `first_id < `+arg(f.Before))
+	}
+	if m.hasSince {
+		where = append(where, `max_time >= `+arg(db.d.TimeArg(m.since)))
+	}
+	if m.hasUntil {
+		where = append(where, `min_time < `+arg(db.d.TimeArg(m.until)))
+	}
+	key := func(kind, cond string) {
+		where = append(where, `first_id IN (SELECT first_id FROM audit_block_keys WHERE kind = '`+kind+`' AND `+cond+`)`)
+	}
+	if f.Actor != "" {
+		key(keyActor, `value = `+arg(f.Actor))
+	}
+	if f.Project != "" {
+		key(keyProject, `value = `+arg(f.Project))
+	}
+	if f.Action != "" {
+		// The action or any dotted extension of it: values from "A." up to
+		// "A/" ('/' follows '.'), in byte order.
+		key(keyAction, `(value = `+arg(f.Action)+` OR (value >= `+arg(f.Action+".")+` AND value < `+arg(f.Action+"/")+`))`)
+	}
+	if f.Outcome != "" {
+		key(keyOutcome, `value = `+arg(string(f.Outcome)))
+	}
+	q := `SELECT first_id, prev_hash, data FROM audit_blocks`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	return q + ` ORDER BY first_id DESC`, args
+}
+
+// auditMatcher applies a store.AuditFilter to one event.
+type auditMatcher struct {
+	f                  store.AuditFilter
+	since, until       time.Time // UTC, microseconds, as stored
+	hasSince, hasUntil bool
+	actionPrefix       string
+}
+
+func newAuditMatcher(f store.AuditFilter) auditMatcher {
+	m := auditMatcher{f: f, hasSince: !f.Since.IsZero(), hasUntil: !f.Until.IsZero(), actionPrefix: f.Action + "."}
+	m.since = f.Since.UTC().Truncate(time.Microsecond)
+	m.until = f.Until.UTC().Truncate(time.Microsecond)
+	return m
+}
+
+// match reports whether e passes every filter.
+func (m *auditMatcher) match(e *audit.Event) bool {
+	f := &m.f
+	switch {
+	case f.Before > 0 && e.ID >= f.Before,
+		m.hasSince && e.Time.Before(m.since),
+		m.hasUntil && !e.Time.Before(m.until),
+		f.Actor != "" && e.Actor != f.Actor,
+		f.Project != "" && e.Project != f.Project,
+		f.Action != "" && e.Action != f.Action && !strings.HasPrefix(e.Action, m.actionPrefix),
+		f.Outcome != "" && e.Outcome != f.Outcome,
+		f.Resource != "" && !strings.Contains(e.Resource, f.Resource):
+		return false
+	}
+	return true
+}
+
 // ScanAudit calls fn with the chain's anchor and head and every stored
 // event in ID order, read from one snapshot (a read-only transaction:
-// REPEATABLE READ in PostgreSQL, a WAL snapshot in SQLite).
+// REPEATABLE READ in PostgreSQL, a WAL snapshot in SQLite). A block that
+// does not decode is an *audit.BlockError naming its first ID, after the
+// events before it, and ends the sequence; a block whose recorded IDs or
+// times do not match its events is one with Index set, after its events,
+// and the sequence goes on.
 func (db *DB) ScanAudit(ctx context.Context, fn func(c audit.Chain, events iter.Seq2[audit.Event, error]) error) error {
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
@@ -340,20 +232,32 @@ func (db *DB) ScanAudit(ctx context.Context, fn func(c audit.Chain, events iter.
 		return db.wrap(err)
 	}
 	events := func(yield func(audit.Event, error) bool) {
-		rows, err := tx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY id`)
+		rows, err := tx.QueryContext(ctx, `SELECT `+blockColumns+` FROM audit_blocks ORDER BY first_id`)
 		if err != nil {
 			yield(audit.Event{}, db.wrap(err))
 			return
 		}
 		defer rows.Close()
+		var events []audit.Event
 		for rows.Next() {
-			e, err := scanAuditEvent(rows)
+			b, err := scanBlock(rows)
 			if err != nil {
 				yield(audit.Event{}, db.wrap(err))
 				return
 			}
-			if !yield(e, nil) {
+			if events, err = audit.AppendDecoded(events[:0], b.data, b.prevHash); err != nil {
+				yield(audit.Event{}, &audit.BlockError{ID: b.firstID, Reason: "unreadable: " + err.Error()})
 				return
+			}
+			for _, e := range events {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if why := b.headerMismatch(events); why != "" {
+				if !yield(audit.Event{}, &audit.BlockError{ID: b.firstID, Reason: "block altered: " + why, Index: true}) {
+					return
+				}
 			}
 		}
 		if err := rows.Err(); err != nil {
@@ -366,6 +270,9 @@ func (db *DB) ScanAudit(ctx context.Context, fn func(c audit.Chain, events iter.
 // PurgeAudit removes the longest run of oldest events all older than
 // before, anchors the chain at the last one removed and records the purge
 // as by, in one transaction. It returns how many events were removed.
+// Blocks wholly in the run are deleted; the block the run ends in is
+// rewritten with the events it keeps (its prev_hash becomes the anchor's
+// hash).
 func (db *DB) PurgeAudit(ctx context.Context, before time.Time, by *audit.Event) (int64, error) {
 	ev := *by
 	ev.Action, ev.Resource, ev.Project, ev.Outcome, ev.Reason = audit.PurgeAction, "audit", "", audit.Success, ""
@@ -384,35 +291,12 @@ func (db *DB) PurgeAudit(ctx context.Context, before time.Time, by *audit.Event)
 			Scan(&c.Head.ID, &c.Head.Hash, &c.Anchor.ID, &c.Anchor.Hash); err != nil {
 			return err
 		}
-		last := c.Head.ID
-		var firstKept int64
-		err := tx.QueryRowContext(ctx,
-			`SELECT id FROM audit_events WHERE occurred_at >= $1 ORDER BY id LIMIT 1`, db.ts(cutoff)).Scan(&firstKept)
-		switch {
-		case err == nil:
-			last = firstKept - 1
-		case !errors.Is(err, sql.ErrNoRows):
+		anchor, n, err := db.purgeBlocks(ctx, tx, c, cutoff)
+		if err != nil {
 			return err
 		}
-		anchor := c.Anchor
-		deleted = 0
-		if last > c.Anchor.ID {
-			anchor.ID = last
-			err := tx.QueryRowContext(ctx, `SELECT hash FROM audit_events WHERE id = $1`, last).Scan(&anchor.Hash)
-			if errors.Is(err, sql.ErrNoRows) {
-				return apperr.Errorf(apperr.ECONFLICT,
-					"cannot purge: audit event %d is missing, so the trail is already broken; run `customs audit verify`", last)
-			}
-			if err != nil {
-				return err
-			}
-			res, err := tx.ExecContext(ctx, `DELETE FROM audit_events WHERE id <= $1`, last)
-			if err != nil {
-				return err
-			}
-			if deleted, err = res.RowsAffected(); err != nil {
-				return err
-			}
+		deleted = n
+		if anchor != c.Anchor {
 			if _, err := tx.ExecContext(ctx, `UPDATE audit_chain SET anchor_id = $1, anchor_hash = $2 WHERE id = 1`,
 				anchor.ID, anchor.Hash); err != nil {
 				return err
@@ -437,4 +321,129 @@ func (db *DB) PurgeAudit(ctx context.Context, before time.Time, by *audit.Event)
 	}
 	*by = stored
 	return deleted, nil
+}
+
+// purgeBlocks removes, in tx, the events before the first one (in ID
+// order) whose Time is not before cutoff — all of them if there is none —
+// and returns the new anchor (the last event removed, or c.Anchor if none
+// was) and how many events were removed.
+func (db *DB) purgeBlocks(ctx context.Context, tx *sql.Tx, c audit.Chain, cutoff time.Time) (audit.Link, int64, error) {
+	// The first block holding an event at or after the cutoff, and in it
+	// the first such event.
+	var cut *storedBlock
+	var cutEvents []audit.Event
+	keep := -1
+	rows, err := tx.QueryContext(ctx, `SELECT `+blockColumns+` FROM audit_blocks WHERE max_time >= $1 ORDER BY first_id`, db.ts(cutoff))
+	if err != nil {
+		return audit.Link{}, 0, err
+	}
+	for rows.Next() {
+		b, err := scanBlock(rows)
+		if err != nil {
+			rows.Close()
+			return audit.Link{}, 0, err
+		}
+		events, err := audit.AppendDecoded(nil, b.data, b.prevHash)
+		if err != nil {
+			rows.Close()
+			return audit.Link{}, 0, unreadableForPurge(b.firstID, err)
+		}
+		for i, e := range events {
+			if !e.Time.Before(cutoff) {
+				cut, cutEvents, keep = &b, events, i
+				break
+			}
+		}
+		if cut != nil {
+			break
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return audit.Link{}, 0, err
+	}
+	if err := rows.Err(); err != nil {
+		return audit.Link{}, 0, err
+	}
+
+	// last is the last event removed.
+	last := c.Head.ID
+	if cut != nil {
+		last = cutEvents[keep].ID - 1
+	}
+	if last <= c.Anchor.ID {
+		return c.Anchor, 0, nil
+	}
+	var anchor audit.Link
+	if keep > 0 {
+		prev := cutEvents[keep-1]
+		anchor = audit.Link{ID: prev.ID, Hash: prev.Hash}
+	} else {
+		// The last event of the block before the cut (or of the last
+		// block, when every event goes).
+		q := `SELECT ` + blockColumns + ` FROM audit_blocks ORDER BY first_id DESC LIMIT 1`
+		var args []any
+		if cut != nil {
+			q = `SELECT ` + blockColumns + ` FROM audit_blocks WHERE first_id < $1 ORDER BY first_id DESC LIMIT 1`
+			args = append(args, cut.firstID)
+		}
+		b, err := scanBlock(tx.QueryRowContext(ctx, q, args...))
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return audit.Link{}, 0, err
+		}
+		if err == nil {
+			events, err := audit.AppendDecoded(nil, b.data, b.prevHash)
+			if err != nil {
+				return audit.Link{}, 0, unreadableForPurge(b.firstID, err)
+			}
+			if n := len(events); n > 0 {
+				anchor = audit.Link{ID: events[n-1].ID, Hash: events[n-1].Hash}
+			}
+		}
+	}
+	if anchor.ID != last {
+		return audit.Link{}, 0, apperr.Errorf(apperr.ECONFLICT,
+			"cannot purge: audit event %d is missing, so the trail is already broken; run `customs audit verify`", last)
+	}
+
+	// Delete the blocks before the cut, counting their events.
+	bound := c.Head.ID + 1
+	if cut != nil {
+		bound = cut.firstID
+	}
+	var deleted sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT SUM(last_id - first_id + 1) FROM audit_blocks WHERE first_id < $1`, bound).
+		Scan(&deleted); err != nil {
+		return audit.Link{}, 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_block_keys WHERE first_id < $1`, bound); err != nil {
+		return audit.Link{}, 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_blocks WHERE first_id < $1`, bound); err != nil {
+		return audit.Link{}, 0, err
+	}
+	n := deleted.Int64
+	if keep > 0 {
+		// Rewrite the cut block with the events it keeps.
+		if err := deleteBlock(ctx, tx, cut.firstID); err != nil {
+			return audit.Link{}, 0, err
+		}
+		kept := cutEvents[keep:]
+		kept[0].PrevHash = anchor.Hash
+		w := newBlockWriter(ctx, tx, db.d)
+		for _, b := range splitBlocks(kept) {
+			if err := w.insert(b); err != nil {
+				return audit.Link{}, 0, err
+			}
+		}
+		n += int64(keep)
+	}
+	return anchor, n, nil
+}
+
+// unreadableForPurge is the error of a purge that meets a block it cannot
+// decode.
+func unreadableForPurge(firstID int64, err error) error {
+	return apperr.Errorf(apperr.ECONFLICT,
+		"cannot purge: the stored audit block of events from %d is unreadable (%v), so the trail is already broken; run `customs audit verify`",
+		firstID, err)
 }

@@ -57,7 +57,8 @@ func LoadMigrations(fsys fs.FS) ([]Migration, error) {
 
 // Migrate applies, on conn and in version order, each migration not yet
 // recorded in schema_migrations, each in its own transaction together with
-// its record. It refuses a database whose schema is newer than the newest
+// its record and the Go step, if any, that completes it (migrationStep:
+// data the SQL cannot transform). It refuses a database whose schema is newer than the newest
 // migration. Callers that may run concurrently with another process's
 // Migrate serialize them (PostgreSQL: an advisory lock held on conn;
 // SQLite: write transactions are exclusive, and each re-checks its version
@@ -102,6 +103,11 @@ func applyMigration(ctx context.Context, conn *sql.Conn, d Dialect, m Migration)
 	}
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return false, err
+	}
+	if step := migrationStep(m.Version); step != nil {
+		if err := step(ctx, tx, d); err != nil {
+			return false, err
+		}
 	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,

@@ -70,10 +70,11 @@ func (c *cancelAfter) Err() error {
 	return context.Canceled
 }
 
-// On SQLite the audit rows are inserted with a context the driver does not
-// watch (it would start a goroutine per row) and the context is checked
-// between rows instead: a cancellation in the middle of a batch must still
-// fail the append, store none of it and leave the chain as it was.
+// On SQLite the audit blocks are inserted with a context the driver does
+// not watch (it would start a goroutine per statement) and the context is
+// checked between statements instead: a cancellation in the middle of a
+// batch (here after its first block of 1000 events) must still fail the
+// append, store none of it and leave the chain as it was.
 func TestAuditAppendCancelledMidBatch(t *testing.T) {
 	s := open(t, time.Now)
 	ctx := context.Background()
@@ -84,16 +85,18 @@ func TestAuditAppendCancelledMidBatch(t *testing.T) {
 	if err := s.AppendAudit(ctx, []audit.Event{ev()}); err != nil {
 		t.Fatal(err)
 	}
-	batch := make([]audit.Event, 300)
+	batch := make([]audit.Event, 2500) // three blocks
 	for i := range batch {
 		batch[i] = ev()
 	}
-	cctx := newCancelAfter(150)
+	// Each block's insert checks the context before the block's row and
+	// before its keys' row.
+	cctx := newCancelAfter(3)
 	if err := s.AppendAudit(cctx, batch); err == nil {
 		t.Fatal("AppendAudit with a context cancelled mid-batch succeeded")
 	}
 	if cctx.n != 0 {
-		t.Fatalf("the context was asked %d times fewer than the batch has rows: the cancellation did not land mid-batch", cctx.n)
+		t.Fatalf("the context was asked %d times fewer than expected: the cancellation did not land mid-batch", cctx.n)
 	}
 	got, err := s.AuditEvents(ctx, store.AuditFilter{N: 1000})
 	if err != nil || len(got) != 1 {

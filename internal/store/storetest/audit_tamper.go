@@ -20,9 +20,15 @@ import (
 type SharedOpenFunc func(t testing.TB, now func() time.Time) (s store.Store, raw *sql.DB, reopen func(t testing.TB) store.Store)
 
 // RunAuditTamper checks that audit verification finds every edit, deletion
-// and reordering made directly in the database, naming the first broken
-// event, and that appenders on several store handles at once still build
-// one valid chain.
+// and reordering made directly in the database — to the blocks' data, as
+// an attacker with SQL would, to their recorded IDs and times, and to the
+// chain's head and anchor — naming the first broken event, and that
+// appenders on several store handles at once still build one valid chain.
+//
+// The trail tampered with is five events an hour apart appended in two
+// batches, so stored as two blocks: events 1-3 and events 4-5. With purge,
+// events 1 and 2 are purged (the first block is rewritten holding event 3)
+// and the purge is event 6, a third block.
 func RunAuditTamper(t *testing.T, open SharedOpenFunc) {
 	for _, tc := range tamperCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -31,7 +37,8 @@ func RunAuditTamper(t *testing.T, open SharedOpenFunc) {
 			s, raw, _ := open(t, clk.Now)
 			ctx := context.Background()
 			events := tamperEvents()
-			ok(t, s.AppendAudit(ctx, events))
+			ok(t, s.AppendAudit(ctx, events[:3]))
+			ok(t, s.AppendAudit(ctx, events[3:]))
 			if tc.purge {
 				by := audit.Event{ActorKind: audit.ActorSystem}
 				_, err := s.PurgeAudit(ctx, t0.Add(90*time.Minute), &by) // removes 1 and 2; appends 6
@@ -81,6 +88,94 @@ func exec(t *testing.T, raw *sql.DB, stmts ...string) {
 	}
 }
 
+// storedBlock is an audit_blocks row as a tamperer reads and writes it.
+type storedBlock struct {
+	firstID, lastID int64
+	prevHash, data  string
+}
+
+// readBlock reads the block starting at firstID.
+func readBlock(t *testing.T, raw *sql.DB, firstID int64) storedBlock {
+	t.Helper()
+	b := storedBlock{firstID: firstID}
+	if err := raw.QueryRow(`SELECT last_id, prev_hash, data FROM audit_blocks WHERE first_id = $1`, firstID).
+		Scan(&b.lastID, &b.prevHash, &b.data); err != nil {
+		t.Fatalf("reading block %d: %v", firstID, err)
+	}
+	return b
+}
+
+// writeBlock replaces the block that started at oldFirst with b (first_id
+// may change, as an attacker renumbering would make it).
+func writeBlock(t *testing.T, raw *sql.DB, oldFirst int64, b storedBlock) {
+	t.Helper()
+	if _, err := raw.Exec(`UPDATE audit_blocks SET first_id = $1, last_id = $2, prev_hash = $3, data = $4 WHERE first_id = $5`,
+		b.firstID, b.lastID, b.prevHash, b.data, oldFirst); err != nil {
+		t.Fatalf("writing block %d: %v", oldFirst, err)
+	}
+}
+
+// record returns the byte range of event id's record in b's data.
+func (b storedBlock) record(t *testing.T, id int64) (start, end int) {
+	t.Helper()
+	heads, offs, err := audit.AppendDecodedLazy(nil, nil, b.data, b.prevHash)
+	if err != nil {
+		t.Fatalf("block %d: %v", b.firstID, err)
+	}
+	for i, e := range heads {
+		if e.ID == id {
+			end = len(b.data)
+			if i+1 < len(offs) {
+				end = offs[i+1]
+			}
+			return offs[i], end
+		}
+	}
+	t.Fatalf("block %d holds no event %d", b.firstID, id)
+	return 0, 0
+}
+
+// editRecord applies edit to the text of event id's record in b.
+func (b *storedBlock) editRecord(t *testing.T, id int64, edit func(rec string) string) {
+	t.Helper()
+	start, end := b.record(t, id)
+	b.data = b.data[:start] + edit(b.data[start:end]) + b.data[end:]
+}
+
+// removeRecord cuts event id's record out of b and returns it.
+func (b *storedBlock) removeRecord(t *testing.T, id int64) string {
+	t.Helper()
+	start, end := b.record(t, id)
+	rec := b.data[start:end]
+	b.data = b.data[:start] + b.data[end:]
+	return rec
+}
+
+// renumber makes a record from event from's record give it ID to.
+func renumber(t *testing.T, rec string, from, to int64) string {
+	t.Helper()
+	old := fmt.Sprintf("16:customs.audit.v1%d:%d", len(fmt.Sprint(from)), from)
+	if !strings.HasPrefix(rec, old) {
+		t.Fatalf("record %q does not start with %q", rec, old)
+	}
+	return fmt.Sprintf("16:customs.audit.v1%d:%d", len(fmt.Sprint(to)), to) + rec[len(old):]
+}
+
+// replaceOnce replaces old by new in s, which must hold old.
+func replaceOnce(t *testing.T, s, old, new string) string {
+	t.Helper()
+	if !strings.Contains(s, old) {
+		t.Fatalf("%q not found in %q", old, s)
+	}
+	return strings.Replace(s, old, new, 1)
+}
+
+// micros is how a record writes time tm.
+func micros(tm time.Time) string {
+	n := fmt.Sprint(tm.UnixMicro())
+	return fmt.Sprintf("%d:%s", len(n), n)
+}
+
 var tamperCases = []struct {
 	name       string
 	purge      bool
@@ -91,110 +186,193 @@ var tamperCases = []struct {
 	{
 		name: "actor edited",
 		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
-			exec(t, raw, `UPDATE audit_events SET actor = 'mallory' WHERE id = 3`)
+			// Same length: the block still decodes.
+			exec(t, raw, `UPDATE audit_blocks SET data = replace(data, '5:user3', '5:eve03') WHERE first_id = 1`)
 		},
 		wantID: 3, wantReason: "altered",
 	},
 	{
 		name: "outcome edited",
 		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
-			exec(t, raw, `UPDATE audit_events SET outcome = 'success' WHERE id = 2`)
+			b := readBlock(t, raw, 1)
+			b.editRecord(t, 2, func(rec string) string { return replaceOnce(t, rec, "6:denied", "7:success") })
+			writeBlock(t, raw, 1, b)
 		},
 		wantID: 2, wantReason: "altered",
 	},
 	{
 		name: "detail edited",
 		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
-			exec(t, raw, `UPDATE audit_events SET details = '{"tag":"latest"}' WHERE id = 4`)
+			exec(t, raw, `UPDATE audit_blocks SET data = replace(data, '3:tag2:v4', '3:tag6:latest') WHERE first_id = 4`)
 		},
 		wantID: 4, wantReason: "altered",
 	},
 	{
-		name: "detail made invalid JSON",
+		name: "length prefix corrupted",
 		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
-			exec(t, raw, `UPDATE audit_events SET details = 'not json' WHERE id = 1`)
+			exec(t, raw, `UPDATE audit_blocks SET data = replace(data, '5:user1', 'X:user1') WHERE first_id = 1`)
 		},
-		wantID: 1, wantReason: "altered",
+		wantID: 1, wantReason: "unreadable: ",
+	},
+	{
+		name: "length prefix past the end in a later block",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			exec(t, raw, `UPDATE audit_blocks SET data = replace(data, '5:user5', '99999999:user5') WHERE first_id = 4`)
+		},
+		wantID: 4, wantReason: "runs past the end",
 	},
 	{
 		name: "time edited",
-		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
-			exec(t, raw, `UPDATE audit_events SET occurred_at = (SELECT occurred_at FROM audit_events WHERE id = 1) WHERE id = 5`)
+		tamper: func(t *testing.T, raw *sql.DB, events []audit.Event) {
+			exec(t, raw, `UPDATE audit_blocks SET data = replace(data, '`+micros(events[4].Time)+`', '`+micros(events[0].Time)+`') WHERE first_id = 4`)
 		},
 		wantID: 5, wantReason: "altered",
 	},
 	{
-		name: "edited with its hash recomputed",
+		name: "edited with its hash recomputed, at the end of a block",
 		tamper: func(t *testing.T, raw *sql.DB, events []audit.Event) {
 			forged := events[2]
 			forged.Actor = "mallory"
 			forged.Hash = audit.Hash(forged)
-			if _, err := raw.Exec(`UPDATE audit_events SET actor = $1, hash = $2 WHERE id = 3`, forged.Actor, forged.Hash); err != nil {
-				t.Fatal(err)
-			}
+			b := readBlock(t, raw, 1)
+			b.editRecord(t, 3, func(string) string { return string(audit.AppendRecord(nil, forged)) })
+			writeBlock(t, raw, 1, b)
 		},
 		wantID: 4, wantReason: "prevHash",
 	},
 	{
+		name: "edited with its hash recomputed, inside a block",
+		tamper: func(t *testing.T, raw *sql.DB, events []audit.Event) {
+			// The next event's PrevHash is the forged record's hash, so it
+			// is the next event that no longer hashes as stored.
+			forged := events[1]
+			forged.Actor = "mallory"
+			forged.Hash = audit.Hash(forged)
+			b := readBlock(t, raw, 1)
+			b.editRecord(t, 2, func(string) string { return string(audit.AppendRecord(nil, forged)) })
+			writeBlock(t, raw, 1, b)
+		},
+		wantID: 3, wantReason: "altered",
+	},
+	{
 		name: "middle event deleted",
 		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
-			exec(t, raw, `DELETE FROM audit_events WHERE id = 3`)
+			b := readBlock(t, raw, 1)
+			b.removeRecord(t, 2)
+			writeBlock(t, raw, 1, b)
+		},
+		wantID: 2, wantReason: "missing",
+	},
+	{
+		name: "last event of a block deleted",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			b := readBlock(t, raw, 1)
+			b.removeRecord(t, 3)
+			b.lastID = 2
+			writeBlock(t, raw, 1, b)
 		},
 		wantID: 3, wantReason: "missing",
 	},
 	{
 		name: "first event deleted",
 		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
-			exec(t, raw, `DELETE FROM audit_events WHERE id = 1`)
+			b := readBlock(t, raw, 1)
+			b.removeRecord(t, 1)
+			b.firstID = 2
+			writeBlock(t, raw, 1, b)
 		},
 		wantID: 1, wantReason: "missing",
 	},
 	{
 		name: "newest event deleted",
 		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
-			exec(t, raw, `DELETE FROM audit_events WHERE id = 5`)
+			b := readBlock(t, raw, 4)
+			b.removeRecord(t, 5)
+			b.lastID = 4
+			writeBlock(t, raw, 4, b)
 		},
 		wantID: 5, wantReason: "missing",
 	},
 	{
+		name: "whole block deleted",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			exec(t, raw, `DELETE FROM audit_blocks WHERE first_id = 4`)
+		},
+		wantID: 4, wantReason: "missing",
+	},
+	{
 		name: "deleted and renumbered",
 		tamper: func(t *testing.T, raw *sql.DB, events []audit.Event) {
-			exec(t, raw, `DELETE FROM audit_events WHERE id = 3`,
-				`UPDATE audit_events SET id = 3 WHERE id = 4`,
-				`UPDATE audit_events SET id = 4 WHERE id = 5`,
-				`UPDATE audit_chain SET last_id = 4`)
+			b1 := readBlock(t, raw, 1)
+			b1.removeRecord(t, 3)
+			b1.lastID = 2
+			writeBlock(t, raw, 1, b1)
+			b := readBlock(t, raw, 4)
+			b.editRecord(t, 4, func(rec string) string { return renumber(t, rec, 4, 3) })
+			b.editRecord(t, 5, func(rec string) string { return renumber(t, rec, 5, 4) })
+			b.firstID, b.lastID = 3, 4
+			writeBlock(t, raw, 4, b)
+			exec(t, raw, `UPDATE audit_chain SET last_id = 4`)
 		},
 		wantID: 3, wantReason: "prevHash",
 	},
 	{
 		name: "reordered",
 		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
-			exec(t, raw, `UPDATE audit_events SET id = 100 WHERE id = 2`,
-				`UPDATE audit_events SET id = 2 WHERE id = 3`,
-				`UPDATE audit_events SET id = 3 WHERE id = 100`)
+			// Records 2 and 3 swapped and renumbered: IDs still run 1, 2,
+			// 3, but inside a block each event's PrevHash is the hash of
+			// the record before it, so the moved event no longer hashes as
+			// stored.
+			b := readBlock(t, raw, 1)
+			two, three := b.record(t, 2)
+			_, end := b.record(t, 3)
+			r2, r3 := b.data[two:three], b.data[three:end]
+			b.data = b.data[:two] + renumber(t, r3, 3, 2) + renumber(t, r2, 2, 3) + b.data[end:]
+			writeBlock(t, raw, 1, b)
 		},
-		wantID: 2, wantReason: "prevHash",
+		wantID: 2, wantReason: "altered",
 	},
 	{
 		name: "event inserted behind the store",
 		tamper: func(t *testing.T, raw *sql.DB, events []audit.Event) {
 			// A well-formed link after event 5, hashed correctly: only the
 			// head, which was not moved, gives it away.
-			forged := events[4]
+			forged := audit.Normalize(events[4])
 			forged.ID, forged.PrevHash = 6, events[4].Hash
 			forged.Hash = audit.Hash(forged)
-			if _, err := raw.Exec(`INSERT INTO audit_events (`+auditColumnsForTests+`)
-				SELECT 6, occurred_at, actor_kind, actor, client_ip, user_agent, action, resource, project, outcome, reason, details, $1, $2
-				FROM audit_events WHERE id = 5`, forged.PrevHash, forged.Hash); err != nil {
+			if _, err := raw.Exec(`INSERT INTO audit_blocks (first_id, last_id, min_time, max_time, prev_hash, data)
+				SELECT 6, 6, min_time, max_time, $1, $2 FROM audit_blocks WHERE first_id = 4`,
+				forged.PrevHash, string(audit.AppendRecord(nil, forged))); err != nil {
 				t.Fatal(err)
 			}
 		},
 		wantID: 6, wantReason: "not appended through the store",
 	},
 	{
+		name: "head moved back",
+		tamper: func(t *testing.T, raw *sql.DB, events []audit.Event) {
+			if _, err := raw.Exec(`UPDATE audit_chain SET last_id = 4, last_hash = $1`, events[3].Hash); err != nil {
+				t.Fatal(err)
+			}
+		},
+		wantID: 5, wantReason: "not appended through the store",
+	},
+	{
+		name: "block's recorded times edited",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			// Queries filtering on time would skip the block.
+			exec(t, raw, `UPDATE audit_blocks SET min_time = max_time WHERE first_id = 1`)
+		},
+		wantID: 1, wantReason: "block altered",
+	},
+	{
 		name: "oldest events deleted and the anchor moved without a purge",
 		tamper: func(t *testing.T, raw *sql.DB, events []audit.Event) {
-			exec(t, raw, `DELETE FROM audit_events WHERE id <= 2`)
+			b := readBlock(t, raw, 1)
+			b.removeRecord(t, 1)
+			b.removeRecord(t, 2)
+			b.firstID, b.prevHash = 3, events[1].Hash
+			writeBlock(t, raw, 1, b)
 			if _, err := raw.Exec(`UPDATE audit_chain SET anchor_id = 2, anchor_hash = $1`, events[1].Hash); err != nil {
 				t.Fatal(err)
 			}
@@ -205,7 +383,7 @@ var tamperCases = []struct {
 		name:  "events deleted after a purge",
 		purge: true,
 		tamper: func(t *testing.T, raw *sql.DB, events []audit.Event) {
-			exec(t, raw, `DELETE FROM audit_events WHERE id = 3`)
+			exec(t, raw, `DELETE FROM audit_blocks WHERE first_id = 3`)
 			if _, err := raw.Exec(`UPDATE audit_chain SET anchor_id = 3, anchor_hash = $1`, events[2].Hash); err != nil {
 				t.Fatal(err)
 			}
@@ -216,14 +394,11 @@ var tamperCases = []struct {
 		name:  "purge event edited",
 		purge: true,
 		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
-			exec(t, raw, `UPDATE audit_events SET actor = 'someone' WHERE id = 6`)
+			exec(t, raw, `UPDATE audit_blocks SET data = replace(data, '6:system0:', '6:system7:someone') WHERE first_id = 6`)
 		},
 		wantID: 6, wantReason: "altered",
 	},
 }
-
-// auditColumnsForTests lists audit_events' columns.
-const auditColumnsForTests = `id, occurred_at, actor_kind, actor, client_ip, user_agent, action, resource, project, outcome, reason, details, prev_hash, hash`
 
 // testAuditConcurrentHandles appends from several goroutines on several
 // store handles at once (replicas, or the server and a CLI) and checks the

@@ -1,0 +1,25 @@
+-- The audit trail in blocks: one row per append batch instead of one per
+-- event. data is the concatenation of the events' records (package audit:
+-- each event's canonical encoding followed by its hash), in ID order;
+-- prev_hash is the PrevHash of the first; min_time and max_time bound the
+-- events' times. The rows of audit_events are moved into blocks, and the
+-- table dropped, by a Go step that runs in this migration's transaction
+-- (sqldb.Migrate).
+CREATE TABLE audit_blocks (
+	first_id  BIGINT PRIMARY KEY,
+	last_id   BIGINT NOT NULL,
+	min_time  TIMESTAMPTZ NOT NULL,
+	max_time  TIMESTAMPTZ NOT NULL,
+	prev_hash TEXT NOT NULL,
+	data      TEXT NOT NULL
+);
+
+-- One row per distinct actor, project, action and outcome of each block,
+-- so that queries filtering on them find the candidate blocks by index
+-- (values compare bytewise, for action prefixes).
+CREATE TABLE audit_block_keys (
+	kind     TEXT NOT NULL,
+	value    TEXT COLLATE "C" NOT NULL,
+	first_id BIGINT NOT NULL,
+	PRIMARY KEY (kind, value, first_id)
+);
