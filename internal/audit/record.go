@@ -181,13 +181,65 @@ func AppendDecodedLazy(dst []Event, offs []int, data, prevHash string) ([]Event,
 }
 
 // DecodeRecordAt decodes the one record starting at byte off of data,
-// giving the event prevHash as its PrevHash.
-func DecodeRecordAt(data string, off int, prevHash string) (Event, error) {
+// giving the event prevHash as its PrevHash, and its Details only if
+// details (see AppendDecodedLazy).
+func DecodeRecordAt(data string, off int, prevHash string, details bool) (Event, error) {
 	if off < 0 || off > len(data) {
 		return Event{}, &RecordError{Offset: off, Reason: "offset outside the data"}
 	}
 	d := recordDecoder{data: data, off: off}
-	return d.next(prevHash, true)
+	return d.next(prevHash, details)
+}
+
+// RecordSpan is where one record lies in a block's data.
+type RecordSpan struct {
+	// Start and End are the record's byte range.
+	Start, End int
+	// Hash is the record's hash field: the next record's PrevHash.
+	Hash string
+}
+
+// fieldsBeforeDetails is how many fields a record has before its detail
+// pairs: the version tag, ID, time, nine strings and the detail count.
+const fieldsBeforeDetails = 13
+
+// AppendRecordSpans appends the span of each record in data to dst. It
+// reads only the length prefixes (and the detail count), so it is several
+// times faster than decoding; the fields themselves are checked when the
+// records are decoded. An encoding it cannot follow is a *RecordError, and
+// dst is returned as it was.
+func AppendRecordSpans(dst []RecordSpan, data string) ([]RecordSpan, error) {
+	n := len(dst)
+	d := recordDecoder{data: data}
+	for d.off < len(data) {
+		start := d.off
+		var count string
+		for i := range fieldsBeforeDetails {
+			f, err := d.field("field")
+			if err != nil {
+				return dst[:n], err
+			}
+			if i == 0 && f != canonicalVersion {
+				return dst[:n], d.fail(start, "version tag %q is not %q", f, canonicalVersion)
+			}
+			count = f
+		}
+		pairs, err := strconv.Atoi(count)
+		if err != nil || pairs < 0 || pairs > MaxDetailKeys {
+			return dst[:n], d.fail(d.off, "detail count %q is not between 0 and %d", count, MaxDetailKeys)
+		}
+		for range 2 * pairs {
+			if _, err := d.field("detail"); err != nil {
+				return dst[:n], err
+			}
+		}
+		h, err := d.field("hash")
+		if err != nil {
+			return dst[:n], err
+		}
+		dst = append(dst, RecordSpan{Start: start, End: d.off, Hash: h})
+	}
+	return dst, nil
 }
 
 // recordDecoder reads fields from data starting at off.

@@ -233,7 +233,7 @@ func TestAppendDecodedLazy(t *testing.T) {
 		if !reflect.DeepEqual(h, want) {
 			t.Fatalf("event %d: %+v, want %+v", i, h, want)
 		}
-		full, err := audit.DecodeRecordAt(data, offs[i], h.PrevHash)
+		full, err := audit.DecodeRecordAt(data, offs[i], h.PrevHash, true)
 		if err != nil || !reflect.DeepEqual(full, stored[i]) {
 			t.Fatalf("DecodeRecordAt(%d) = %+v, %v; want %+v", offs[i], full, err, stored[i])
 		}
@@ -241,7 +241,7 @@ func TestAppendDecodedLazy(t *testing.T) {
 	if _, _, err := audit.AppendDecodedLazy(nil, nil, data[:len(data)-1], audit.GenesisHash); err == nil {
 		t.Fatal("a cut block decoded lazily")
 	}
-	if _, err := audit.DecodeRecordAt(data, len(data)+1, ""); err == nil {
+	if _, err := audit.DecodeRecordAt(data, len(data)+1, "", true); err == nil {
 		t.Fatal("DecodeRecordAt past the end")
 	}
 }
@@ -264,6 +264,83 @@ func BenchmarkDecodeRecordsLazy(b *testing.B) {
 	for b.Loop() {
 		var err error
 		if dst, offs, err = audit.AppendDecodedLazy(dst[:0], offs[:0], data, audit.GenesisHash); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestAppendRecordSpans(t *testing.T) {
+	data, stored := chainBlock(audit.GenesisHash, randomEvents(rand.New(rand.NewPCG(9, 10)), 25))
+	spans, err := audit.AppendRecordSpans(nil, data)
+	if err != nil || len(spans) != len(stored) {
+		t.Fatalf("%d spans, %v", len(spans), err)
+	}
+	prev := audit.GenesisHash
+	for i, sp := range spans {
+		if i > 0 && sp.Start != spans[i-1].End || sp.Hash != stored[i].Hash {
+			t.Fatalf("span %d: %+v", i, sp)
+		}
+		e, err := audit.DecodeRecordAt(data, sp.Start, prev, true)
+		if err != nil || !reflect.DeepEqual(e, stored[i]) {
+			t.Fatalf("span %d decodes to %+v, %v", i, e, err)
+		}
+		prev = sp.Hash
+	}
+	if spans[len(spans)-1].End != len(data) {
+		t.Fatalf("spans end at %d of %d", spans[len(spans)-1].End, len(data))
+	}
+	for _, bad := range []string{data[:len(data)-1], "x" + data, strings.Replace(data, "customs.audit.v1", "customs.audit.v2", 1)} {
+		if got, err := audit.AppendRecordSpans(nil, bad); err == nil || len(got) != 0 {
+			t.Errorf("corrupt data: %d spans, %v", len(got), err)
+		}
+	}
+}
+
+// FuzzRecordSpans checks that spans never panic and that, where data
+// decodes, they agree with the decoder.
+func FuzzRecordSpans(f *testing.F) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{1, 3} {
+		data, _ := chainBlock(audit.GenesisHash, randomEvents(r, n))
+		f.Add(data)
+	}
+	f.Add("16:customs.audit.v11:11:0")
+	f.Fuzz(func(t *testing.T, data string) {
+		spans, err := audit.AppendRecordSpans(nil, data)
+		events, derr := audit.AppendDecoded(nil, data, audit.GenesisHash)
+		if derr == nil {
+			if err != nil || len(spans) != len(events) {
+				t.Fatalf("decodes to %d events but spans: %d, %v", len(events), len(spans), err)
+			}
+			for i, e := range events {
+				if spans[i].Hash != e.Hash {
+					t.Fatalf("span %d hash %q, event's %q", i, spans[i].Hash, e.Hash)
+				}
+			}
+		}
+		if err == nil && len(spans) > 0 && spans[len(spans)-1].End != len(data) {
+			t.Fatalf("spans end at %d of %d", spans[len(spans)-1].End, len(data))
+		}
+	})
+}
+
+func BenchmarkRecordSpans(b *testing.B) {
+	events := make([]audit.Event, 1000)
+	for i := range events {
+		events[i] = audit.Event{
+			ID: int64(i + 1), Time: time.Unix(1_700_000_000, int64(i)*1000), ActorKind: audit.ActorUser, Actor: "developer",
+			ClientIP: "192.0.2.10", UserAgent: "containers/5.29.2", Action: "artifact.pull",
+			Resource: fmt.Sprintf("repository:library/debian@sha256:%064x", i), Project: "library",
+			Outcome: audit.Success, Details: map[string]string{"tag": "bookworm"},
+		}
+	}
+	data, _ := chainBlock(audit.GenesisHash, events)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	var spans []audit.RecordSpan
+	for b.Loop() {
+		var err error
+		if spans, err = audit.AppendRecordSpans(spans[:0], data); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -94,8 +94,9 @@ func (db *DB) appendAuditTx(ctx context.Context, tx *sql.Tx, batch []audit.Event
 
 // AuditEvents returns the events matching f, newest first. It reads the
 // candidate blocks newest first (those audit_block_keys and the blocks'
-// ID and time bounds do not rule out), walks each block's events newest
-// first, applies every filter to each event, and stops at f.N events.
+// ID and time bounds do not rule out), in pages of growing size, walks
+// each block's events newest first, applies every filter to each event,
+// and stops at f.N events.
 func (db *DB) AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Event, error) {
 	n, err := limit(f.N)
 	if err != nil {
@@ -105,51 +106,138 @@ func (db *DB) AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 		return nil, apperr.Errorf(apperr.EINVALID, "event id %d is negative", f.Before)
 	}
 	m := newAuditMatcher(f)
-	q, args := db.candidateBlocks(f, m)
+	out := []audit.Event{}
+	var sc blockScanner
+	before := f.Before
+	for page := 1; ; page = min(2*page, maxBlocksPerPage) {
+		q, args := db.candidateBlocks(f, m, before, page)
+		blocks, err := db.readBlocks(ctx, q, args)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range blocks {
+			if out, err = sc.scan(out, b, &m, n); err != nil {
+				return nil, err
+			}
+			if int64(len(out)) >= n {
+				return out, nil
+			}
+		}
+		if len(blocks) < page {
+			return out, nil
+		}
+		before = blocks[len(blocks)-1].firstID
+	}
+}
+
+// maxBlocksPerPage caps how many blocks one query of AuditEvents reads: the
+// first reads one, and each next twice as many up to this. (A query
+// without LIMIT would have PostgreSQL send every candidate block, however
+// few are read.)
+const maxBlocksPerPage = 16
+
+// queriedBlock is a candidate block as AuditEvents reads it.
+type queriedBlock struct {
+	firstID        int64
+	prevHash, data string
+}
+
+// readBlocks runs a candidateBlocks query.
+func (db *DB) readBlocks(ctx context.Context, q string, args []any) ([]queriedBlock, error) {
 	rows, err := db.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, db.wrap(err)
 	}
 	defer rows.Close()
-	out := []audit.Event{}
-	var heads []audit.Event
-	var offs []int
-	for rows.Next() && int64(len(out)) < n {
-		var firstID int64
-		var prevHash, data string
-		if err := rows.Scan(&firstID, &prevHash, &data); err != nil {
+	var blocks []queriedBlock
+	for rows.Next() {
+		var b queriedBlock
+		if err := rows.Scan(&b.firstID, &b.prevHash, &b.data); err != nil {
 			return nil, db.wrap(err)
 		}
-		heads, offs, err = audit.AppendDecodedLazy(heads[:0], offs[:0], data, prevHash)
-		if err != nil {
-			return nil, apperr.Errorf(apperr.EINTERNAL,
-				"the stored audit block of events from %d is unreadable (%v): run `customs audit verify`", firstID, err)
-		}
-		for i := len(heads) - 1; i >= 0 && int64(len(out)) < n; i-- {
-			if !m.match(&heads[i]) {
-				continue
-			}
-			e, err := audit.DecodeRecordAt(data, offs[i], heads[i].PrevHash)
-			if err != nil { // AppendDecodedLazy checked the record
-				return nil, apperr.Errorf(apperr.EINTERNAL, "audit event %d: %v", heads[i].ID, err)
-			}
-			out = append(out, e)
-		}
+		blocks = append(blocks, b)
 	}
-	return out, db.wrap(rows.Err())
+	return blocks, db.wrap(rows.Err())
 }
 
-// candidateBlocks returns the query of the blocks that may hold events
-// matching f, newest first: a narrowing only, m decides.
-func (db *DB) candidateBlocks(f store.AuditFilter, m auditMatcher) (string, []any) {
+// blockScanner finds a filter's events in blocks, reusing its buffers.
+type blockScanner struct {
+	spans []audit.RecordSpan
+	hits  []int
+}
+
+// scan appends to out, newest first, b's events that m matches, until out
+// holds n events. It finds the records by their spans; when the filter
+// names a value every match must contain (m.needle), only the records
+// holding it are decoded, and then first without their details.
+func (sc *blockScanner) scan(out []audit.Event, b queriedBlock, m *auditMatcher, n int64) ([]audit.Event, error) {
+	unreadable := func(err error) error {
+		return apperr.Errorf(apperr.EINTERNAL,
+			"the stored audit block of events from %d is unreadable (%v): run `customs audit verify`", b.firstID, err)
+	}
+	var err error
+	if sc.spans, err = audit.AppendRecordSpans(sc.spans[:0], b.data); err != nil {
+		return out, unreadable(err)
+	}
+	sc.hits = sc.hits[:0]
+	if m.needle != "" {
+		for off := 0; ; {
+			i := strings.Index(b.data[off:], m.needle)
+			if i < 0 {
+				break
+			}
+			sc.hits = append(sc.hits, off+i)
+			off += i + 1
+		}
+		if len(sc.hits) == 0 {
+			return out, nil
+		}
+	}
+	h := len(sc.hits) - 1
+	for i := len(sc.spans) - 1; i >= 0 && int64(len(out)) < n; i-- {
+		sp := sc.spans[i]
+		if m.needle != "" {
+			for h >= 0 && sc.hits[h] >= sp.End {
+				h--
+			}
+			if h < 0 {
+				break
+			}
+			if sc.hits[h] < sp.Start {
+				continue
+			}
+		}
+		prev := b.prevHash
+		if i > 0 {
+			prev = sc.spans[i-1].Hash
+		}
+		e, err := audit.DecodeRecordAt(b.data, sp.Start, prev, false)
+		if err != nil {
+			return out, unreadable(err)
+		}
+		if !m.match(&e) {
+			continue
+		}
+		if e, err = audit.DecodeRecordAt(b.data, sp.Start, prev, true); err != nil {
+			return out, unreadable(err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// candidateBlocks returns the query of the next page of at most limit
+// blocks, newest first, before the one starting at before (if not 0), that
+// may hold events matching f: a narrowing only, m decides.
+func (db *DB) candidateBlocks(f store.AuditFilter, m auditMatcher, before int64, limit int) (string, []any) {
 	var where []string
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	if f.Before > 0 {
-		where = append(where, `first_id < `+arg(f.Before))
+	if before > 0 {
+		where = append(where, `first_id < `+arg(before))
 	}
 	if m.hasSince {
 		where = append(where, `max_time >= `+arg(db.d.TimeArg(m.since)))
@@ -174,11 +262,15 @@ func (db *DB) candidateBlocks(f store.AuditFilter, m auditMatcher) (string, []an
 	if f.Outcome != "" {
 		key(keyOutcome, `value = `+arg(string(f.Outcome)))
 	}
-	q := `SELECT first_id, prev_hash, data FROM audit_blocks`
+	// The page's first_ids are chosen without reading data, so that no
+	// sort holds the blocks' data (SQLite's would, reading every
+	// candidate's), and only the page's blocks are read.
+	ids := `SELECT first_id FROM audit_blocks`
 	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
+		ids += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	return q + ` ORDER BY first_id DESC`, args
+	ids += ` ORDER BY first_id DESC LIMIT ` + arg(limit)
+	return `SELECT first_id, prev_hash, data FROM audit_blocks WHERE first_id IN (` + ids + `) ORDER BY first_id DESC`, args
 }
 
 // auditMatcher applies a store.AuditFilter to one event.
@@ -187,10 +279,24 @@ type auditMatcher struct {
 	since, until       time.Time // UTC, microseconds, as stored
 	hasSince, hasUntil bool
 	actionPrefix       string
+	// needle, if not "", is text that the record of every matching event
+	// contains: the encoded actor or project field, or the resource or
+	// action looked for.
+	needle string
 }
 
 func newAuditMatcher(f store.AuditFilter) auditMatcher {
 	m := auditMatcher{f: f, hasSince: !f.Since.IsZero(), hasUntil: !f.Until.IsZero(), actionPrefix: f.Action + "."}
+	switch {
+	case f.Actor != "":
+		m.needle = strconv.Itoa(len(f.Actor)) + ":" + f.Actor
+	case f.Project != "":
+		m.needle = strconv.Itoa(len(f.Project)) + ":" + f.Project
+	case f.Resource != "":
+		m.needle = f.Resource
+	case f.Action != "":
+		m.needle = f.Action
+	}
 	m.since = f.Since.UTC().Truncate(time.Microsecond)
 	m.until = f.Until.UTC().Truncate(time.Microsecond)
 	return m

@@ -20,8 +20,15 @@ import (
 // Block limits: an append batch is split into blocks of at most
 // maxBlockEvents events, and a block is closed once its data reaches
 // maxBlockBytes (so it exceeds that by less than one record).
+//
+// A query reads whole blocks, so the block size trades the writer's cost
+// per event against what a selective query (a rare actor) reads: with
+// 1000-event blocks (~300 KB) BenchmarkAuditQuery's rare-actor cases read
+// 3-4 times more than with 256 (~75 KB), while the writer's CPU per event
+// grew by about 1 µs (of 7-9) from 1000 to 256 (bench/audit/results.md,
+// round 6).
 const (
-	maxBlockEvents = 1000
+	maxBlockEvents = 256
 	maxBlockBytes  = 1 << 20
 )
 

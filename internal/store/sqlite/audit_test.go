@@ -73,7 +73,7 @@ func (c *cancelAfter) Err() error {
 // On SQLite the audit blocks are inserted with a context the driver does
 // not watch (it would start a goroutine per statement) and the context is
 // checked between statements instead: a cancellation in the middle of a
-// batch (here after its first block of 1000 events) must still fail the
+// batch (here after its first block) must still fail the
 // append, store none of it and leave the chain as it was.
 func TestAuditAppendCancelledMidBatch(t *testing.T) {
 	s := open(t, time.Now)
@@ -85,7 +85,7 @@ func TestAuditAppendCancelledMidBatch(t *testing.T) {
 	if err := s.AppendAudit(ctx, []audit.Event{ev()}); err != nil {
 		t.Fatal(err)
 	}
-	batch := make([]audit.Event, 2500) // three blocks
+	batch := make([]audit.Event, 2500) // several blocks
 	for i := range batch {
 		batch[i] = ev()
 	}

@@ -1,4 +1,5 @@
--- The audit trail in blocks: one row per append batch instead of one per
+-- The audit trail in blocks: one row per append batch (split into blocks
+-- of at most 256 events, see sqldb.maxBlockEvents) instead of one per
 -- event. data is the concatenation of the events' records (package audit:
 -- each event's canonical encoding followed by its hash), in ID order;
 -- prev_hash is the PrevHash of the first; min_time and max_time bound the
