@@ -12,6 +12,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/customs-dev/customs/internal/audit"
 	"github.com/customs-dev/customs/test/e2e/harness"
 )
 
@@ -29,7 +30,8 @@ type auditEvent struct {
 
 // TestAuditTrail pushes with crane and pulls with skopeo against the real
 // server, finds both in `customs audit query`, then stops the server, edits
-// one stored event directly in the SQLite file and requires `customs audit
+// one stored event directly in the SQLite file (its record in the block
+// that holds it, as an attacker with SQL would) and requires `customs audit
 // verify --data-dir` to fail naming that event.
 func TestAuditTrail(t *testing.T) {
 	t.Parallel()
@@ -82,13 +84,7 @@ func TestAuditTrail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := db.Exec(`UPDATE audit_events SET actor = 'someone-else' WHERE id = $1`, push.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		t.Fatalf("edited %d rows", n)
-	}
+	editRecord(t, db, push.ID, func(rec string) string { return strings.Replace(rec, "5:admin", "12:someone-else", 1) })
 	db.Close()
 
 	out, errOut, code := srv.CLI(t, "audit", "verify", "--data-dir", srv.DataDir)
@@ -136,4 +132,40 @@ func waitPushAndPull(t *testing.T, srv *harness.Server, project string) (push, p
 		t.Fatalf("audit query lacks a push or a pull: %+v", events)
 	}
 	return push, pull
+}
+
+// editRecord replaces the record of audit event id, in the audit_blocks
+// row that holds it, by edit's result, with SQL on db (the server
+// stopped): the tampering verification must find.
+func editRecord(t *testing.T, db *sql.DB, id int64, edit func(rec string) string) {
+	t.Helper()
+	var first int64
+	var prevHash, data string
+	if err := db.QueryRow(`SELECT first_id, prev_hash, data FROM audit_blocks WHERE first_id <= $1 AND last_id >= $1`, id).
+		Scan(&first, &prevHash, &data); err != nil {
+		t.Fatalf("finding the block of audit event %d: %v", id, err)
+	}
+	spans, err := audit.AppendRecordSpans(nil, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range spans {
+		e, err := audit.DecodeRecordAt(data, sp.Start, prevHash, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ID != id {
+			continue
+		}
+		rec := edit(data[sp.Start:sp.End])
+		res, err := db.Exec(`UPDATE audit_blocks SET data = $1 WHERE first_id = $2`, data[:sp.Start]+rec+data[sp.End:], first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("edited %d blocks", n)
+		}
+		return
+	}
+	t.Fatalf("the block from %d holds no event %d", first, id)
 }
