@@ -12,7 +12,7 @@ import (
 	"github.com/customs-dev/customs/internal/apperr"
 )
 
-// chunk is one buffer of bytes on its way to the file.
+// chunk is one buffer of bytes on its way to the file and the hash.
 type chunk struct {
 	buf *[]byte
 	n   int
@@ -20,6 +20,16 @@ type chunk struct {
 	// direct: off and the buffer are aligned to directAlign, so the
 	// aligned part of the bytes may be written with O_DIRECT.
 	direct bool
+	// users counts the stages (hasher, writer) still reading buf; the last
+	// one to finish returns it to the free list.
+	users *atomic.Int32
+}
+
+// release returns c's buffer to free once both stages are done with it.
+func (c chunk) release(free chan<- *[]byte) {
+	if c.users.Add(-1) == 0 {
+		free <- c.buf
+	}
 }
 
 // errRefused is returned by writeDirect when the filesystem refuses an
@@ -35,9 +45,11 @@ var (
 // beyond) and writes the bytes to f from offset off while hashing them into
 // h, then fdatasyncs f. It returns the number of bytes written.
 //
-// Reading and hashing run in the calling goroutine, writing in another, with
-// opt.Buffers buffers circulating between them. Writeback of the written
-// ranges is started as they complete (see writeback), and every
+// Reading runs in the calling goroutine; hashing and writing each in a
+// goroutine of their own, side by side on the same buffers (opt.Buffers of
+// them circulate), so that SHA-256, the costliest step, overlaps both the
+// socket reads and the writes. Writeback of the written ranges is started
+// as they complete (see writeback), and every
 // opt.SyncEvery bytes an fdatasync runs in a third goroutine, so that the
 // disk, its cache flushes included, works while the rest of the content is
 // still arriving and the final fdatasync has little left to do.
@@ -66,6 +78,15 @@ func (s *Store) write(ctx context.Context, f *os.File, off int64, r io.Reader, h
 
 	work := make(chan chunk, nbuf)
 	done := make(chan error, 1)
+	hashWork := make(chan chunk, nbuf)
+	hashDone := make(chan struct{})
+	go func() {
+		defer close(hashDone)
+		for c := range hashWork {
+			h.Write((*c.buf)[:c.n])
+			c.release(free)
+		}
+	}()
 	var failed, noDirect atomic.Bool
 	go func() {
 		w := chunkWriter{f: f, dfd: -1, noDirect: &noDirect, wb: newWriteback(f, off, s.opt.WritebackWindow, s.opt.MaxDirty, s.log), log: s.log}
@@ -125,7 +146,7 @@ func (s *Store) write(ctx context.Context, f *os.File, off int64, r io.Reader, h
 				}
 			}
 			for _, c := range batch {
-				free <- c.buf
+				c.release(free)
 			}
 		}
 		close(syncReq)
@@ -177,11 +198,15 @@ func (s *Store) write(ctx context.Context, f *os.File, off int64, r io.Reader, h
 			free <- buf
 			continue
 		}
-		h.Write((*buf)[:n])
-		work <- chunk{buf: buf, n: n, off: pos, direct: direct}
+		c := chunk{buf: buf, n: n, off: pos, direct: direct, users: new(atomic.Int32)}
+		c.users.Store(2)
+		hashWork <- c
+		work <- c
 		total += int64(n)
 	}
+	close(hashWork)
 	close(work)
+	<-hashDone
 	werr := <-done
 	if werr != nil {
 		return total, apperr.Wrap(werr, apperr.EINTERNAL, "cannot write content")
