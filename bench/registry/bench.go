@@ -202,6 +202,7 @@ func (p *plan) runBlobGroup(ctx context.Context, group int, size int64, conc int
 				return nil, err
 			}
 			p.disk.runs = append(p.disk.runs, d.runs...)
+			p.disk.direct = append(p.disk.direct, d.direct...)
 		}
 		if err := p.blobRound(ctx, group+round, push, pull, specs, warm[0]); err != nil {
 			return nil, err
