@@ -127,14 +127,6 @@ func BenchmarkAppendNoWriteback(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendDirect is BenchmarkAppend with O_DIRECT past the first
-// 8 MiB.
-func BenchmarkAppendDirect(b *testing.B) {
-	for _, sz := range benchSizes {
-		b.Run(sz.name, func(b *testing.B) { benchAppend(b, sz.size, Options{DirectMin: 8 << 20}) })
-	}
-}
-
 // BenchmarkAppendNoSync is BenchmarkAppend with no fdatasync before the
 // final one (SyncEvery -1), as before the early flushes.
 func BenchmarkAppendNoSync(b *testing.B) {

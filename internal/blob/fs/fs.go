@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/opencontainers/go-digest"
 
@@ -44,7 +43,6 @@ const (
 	DefaultWritebackWindow = 8 << 20   // start writeback every 8 MiB
 	DefaultMaxDirty        = 128 << 20 // wait for writeback beyond 128 MiB in flight
 	DefaultTempMaxAge      = time.Hour // unlocked Put leftovers older than this are removed by New
-	DefaultDirectMin       = -1        // no O_DIRECT (see Options.DirectMin)
 	DefaultSyncEvery       = 64 << 20  // fdatasync beside the writes every 64 MiB
 )
 
@@ -76,17 +74,6 @@ type Options struct {
 	// MaxDirty bounds the bytes written but not yet confirmed on disk during
 	// one write; older ranges are waited for beyond it.
 	MaxDirty int64
-	// DirectMin, when positive, is how many bytes of one write (a Put, an
-	// Append) go through the page cache before the rest is written with
-	// O_DIRECT (Linux; elsewhere, or where the filesystem refuses it,
-	// everything goes through the page cache); zero takes the default,
-	// negative, which disables O_DIRECT. Large blobs then cost no copy into
-	// fresh page-cache pages, but are not in the page cache for the read
-	// that follows (a pull reads them from disk). Off by default: on the
-	// virtual disk it was measured on, synchronous O_DIRECT writes (and more
-	// so beside the SyncEvery flushes) were slower than the page cache with
-	// early writeback, and a cold pull of 1 GiB ran at 0.4 of a warm one.
-	DirectMin int64
 	// SyncEvery is how many bytes of one write are written between two
 	// fdatasyncs started beside the writes (in their own goroutine), so
 	// that the device's cache is flushed while the rest arrives and the
@@ -135,9 +122,6 @@ func New(dir string, opts Options) (*Store, error) {
 	if opts.MaxDirty == 0 {
 		opts.MaxDirty = DefaultMaxDirty
 	}
-	if opts.DirectMin == 0 {
-		opts.DirectMin = DefaultDirectMin
-	}
 	if opts.SyncEvery == 0 {
 		opts.SyncEvery = DefaultSyncEvery
 	}
@@ -159,24 +143,12 @@ func New(dir string, opts Options) (*Store, error) {
 		return nil, apperr.Wrap(err, apperr.EINVALID, "blob store: bad directory")
 	}
 	s := &Store{root: root, opt: opts, log: opts.Logger, now: opts.Clock, held: map[string]bool{}}
-	s.bufs.New = func() any { return alignedBuffer(opts.BufferSize) }
+	s.bufs.New = func() any { b := make([]byte, opts.BufferSize); return &b }
 	if err := s.makeLayout(); err != nil {
 		return nil, apperr.Wrap(err, apperr.EINTERNAL, "blob store: cannot create directory layout")
 	}
 	s.cleanTemp()
 	return s, nil
-}
-
-// alignedBuffer returns a buffer of size bytes whose first byte is at an
-// address aligned to directAlign, as O_DIRECT needs.
-func alignedBuffer(size int) *[]byte {
-	b := make([]byte, size+directAlign)
-	skip := 0
-	if rem := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % directAlign); rem != 0 {
-		skip = directAlign - rem
-	}
-	b = b[skip : skip+size : skip+size]
-	return &b
 }
 
 // Root is the store's absolute root directory.
