@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"iter"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ var auditTests = []test{
 	{"empty trail verifies", testAuditEmpty},
 	{"query filters", testAuditFilters},
 	{"query pages", testAuditPages},
+	{"query matches a brute-force filter across blocks", testAuditQueryModel},
 	{"purge", testAuditPurge},
 	{"purge stops at a newer event", testAuditPurgeOrder},
 	{"scan stops early", testAuditScanStop},
@@ -197,6 +199,85 @@ func testAuditFilters(t *testing.T, e *env) {
 	wantCode(t, err, apperr.EINVALID, "", "")
 	_, err = e.s.AuditEvents(e.ctx, store.AuditFilter{Before: -1})
 	wantCode(t, err, apperr.EINVALID, "", "")
+}
+
+// testAuditQueryModel appends 1,500 events from a small vocabulary (whose
+// values also occur inside other fields, such as actor "al" in resource
+// "x2:al" and a project named like an actor) in batches of random sizes,
+// so across many blocks, with times out of ID order, and checks 300 random
+// filters and their pages against filtering every event in Go.
+func testAuditQueryModel(t *testing.T, e *env) {
+	r := rand.New(rand.NewPCG(42, 7))
+	actors := []string{"al", "alice", "bob", "", "2:al"}
+	projects := []string{"p", "q", "al", ""}
+	actions := []string{"artifact.push", "artifact.pull", "artifact", "artifacts.list", "user.login"}
+	resources := []string{"repository:p/app", "x2:al", "project:q", "5:alice", ""}
+	outcomes := []audit.Outcome{audit.Success, audit.Denied, audit.Failure}
+	pick := func(vs []string) string { return vs[r.IntN(len(vs))] }
+	var all []audit.Event
+	for len(all) < 1500 {
+		batch := make([]audit.Event, 1+r.IntN(400))
+		for i := range batch {
+			batch[i] = audit.Event{
+				Time:      t0.Add(time.Duration(len(all)+i+r.IntN(200)-100) * time.Second),
+				ActorKind: audit.ActorUser, Actor: pick(actors), Action: pick(actions), Project: pick(projects),
+				Resource: pick(resources), Outcome: outcomes[r.IntN(len(outcomes))],
+			}
+			if r.IntN(3) == 0 {
+				batch[i].Details = map[string]string{"k": pick(actors)}
+			}
+		}
+		ok(t, e.s.AppendAudit(e.ctx, batch))
+		all = append(all, batch...)
+	}
+	matches := func(f store.AuditFilter, ev audit.Event) bool {
+		// Stores compare times at the microsecond precision they keep.
+		since, until := f.Since.Truncate(time.Microsecond), f.Until.Truncate(time.Microsecond)
+		return (f.Before == 0 || ev.ID < f.Before) &&
+			(f.Since.IsZero() || !ev.Time.Before(since)) && (f.Until.IsZero() || ev.Time.Before(until)) &&
+			(f.Actor == "" || ev.Actor == f.Actor) && (f.Project == "" || ev.Project == f.Project) &&
+			(f.Action == "" || ev.Action == f.Action || strings.HasPrefix(ev.Action, f.Action+".")) &&
+			(f.Outcome == "" || ev.Outcome == f.Outcome) && (f.Resource == "" || strings.Contains(ev.Resource, f.Resource))
+	}
+	for i := range 300 {
+		var f store.AuditFilter
+		if r.IntN(3) == 0 {
+			f.Actor = pick(actors[:3])
+		}
+		if r.IntN(3) == 0 {
+			f.Project = pick(projects[:3])
+		}
+		if r.IntN(3) == 0 {
+			f.Action = pick(actions)
+		}
+		if r.IntN(4) == 0 {
+			f.Outcome = outcomes[r.IntN(len(outcomes))]
+		}
+		if r.IntN(4) == 0 {
+			f.Resource = pick([]string{"al", "p/", "2:", "q"})
+		}
+		if r.IntN(3) == 0 {
+			f.Since = t0.Add(time.Duration(r.IntN(1500)) * time.Second)
+		}
+		if r.IntN(3) == 0 {
+			f.Until = t0.Add(time.Duration(r.IntN(1500)) * time.Second)
+		}
+		if r.IntN(3) == 0 {
+			f.Before = int64(r.IntN(1600))
+		}
+		f.N = []int{0, 1, 7, 50, 300}[r.IntN(5)]
+		var want []audit.Event
+		for j := len(all) - 1; j >= 0 && (f.N == 0 || len(want) < f.N); j-- {
+			if matches(f, all[j]) {
+				want = append(want, audit.Normalize(all[j]))
+			}
+		}
+		got, err := e.s.AuditEvents(e.ctx, f)
+		ok(t, err)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("query %d, %+v: got ids %v, want %v", i, f, ids(got), ids(want))
+		}
+	}
 }
 
 func testAuditPages(t *testing.T, e *env) {
