@@ -201,6 +201,9 @@ func (h *handler) auditExport(w http.ResponseWriter, r *http.Request, p auth.Pri
 	err := h.opts.AuditLog.ScanAudit(r.Context(), func(c audit.Chain, events iter.Seq2[audit.Event, error]) error {
 		enc := json.NewEncoder(w)
 		for e, err := range events {
+			if audit.IndexOnly(err) {
+				continue // every event was read; verification reports the mismatch
+			}
 			if err != nil {
 				return err
 			}

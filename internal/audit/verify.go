@@ -167,6 +167,14 @@ func (e *BlockError) Error() string {
 	return fmt.Sprintf("audit events from %d: %s", e.ID, e.Reason)
 }
 
+// IndexOnly reports whether err is a *BlockError with Index set: the
+// events were all read and only the store's description of them is off,
+// which readers other than verification may ignore.
+func IndexOnly(err error) bool {
+	var be *BlockError
+	return errors.As(err, &be) && be.Index
+}
+
 // Unusable records that the stored events from id on could not be checked
 // for reason (see BlockError). If events before id are missing, that is
 // reported instead, as the first thing wrong. It returns false.

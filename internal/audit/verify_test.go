@@ -223,3 +223,12 @@ func TestVerifyIndexMismatch(t *testing.T) {
 		t.Fatalf("mismatch and a missing event: %+v (broken %+v), %v", rep, rep.Broken, err)
 	}
 }
+
+func TestIndexOnly(t *testing.T) {
+	if !audit.IndexOnly(fmt.Errorf("x: %w", &audit.BlockError{ID: 1, Index: true})) {
+		t.Error("a wrapped index mismatch is not IndexOnly")
+	}
+	if audit.IndexOnly(&audit.BlockError{ID: 1}) || audit.IndexOnly(errors.New("x")) || audit.IndexOnly(nil) {
+		t.Error("IndexOnly of an unreadable block, another error or nil")
+	}
+}
