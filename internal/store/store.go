@@ -397,7 +397,9 @@ type AuditStore interface {
 	AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error)
 	// ScanAudit calls fn with the chain's anchor and head and every stored
 	// event in ID order, all read from one consistent snapshot; it returns
-	// fn's error.
+	// fn's error. Stored events it cannot read, or whose stored
+	// description does not match them, are an *audit.BlockError in the
+	// sequence (see audit.Scanner), which audit.Verify reports as a break.
 	ScanAudit(ctx context.Context, fn func(c audit.Chain, events iter.Seq2[audit.Event, error]) error) error
 	// PurgeAudit removes the longest run of oldest events whose Times are
 	// all before the cutoff, moves the chain's anchor to the last one
