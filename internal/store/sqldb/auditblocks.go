@@ -224,49 +224,78 @@ func migrationStep(version int64) func(ctx context.Context, tx *sql.Tx, d Dialec
 
 // moveAuditEventsToBlocks moves the rows of audit_events (the trail before
 // migration 0013) into blocks and drops the table. Rows are read in ID
-// order and keep their stored fields and hashes exactly (a tampered row
-// stays detectably tampered); a new block starts whenever a row's stored
-// prev_hash is not the previous row's stored hash or its ID does not follow
-// the previous row's, so the trail verifies, or breaks, exactly as it did.
+// order, a page at a time, and keep their stored fields and hashes exactly
+// (a tampered row stays detectably tampered); a new block starts whenever
+// a row's stored prev_hash is not the previous row's stored hash or its ID
+// does not follow the previous row's, so the trail verifies, or breaks,
+// exactly as it did. Memory holds one page and one block.
 func moveAuditEventsToBlocks(ctx context.Context, tx *sql.Tx, d Dialect) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, occurred_at, actor_kind, actor, client_ip, user_agent, action, resource, project,
-		outcome, reason, details, prev_hash, hash FROM audit_events ORDER BY id`)
-	if err != nil {
-		return fmt.Errorf("reading audit_events: %w", err)
-	}
-	var all [][]audit.Event // runs of linked rows
-	var run []audit.Event
-	for rows.Next() {
-		e, err := scanOldAuditEvent(rows)
-		if err != nil {
-			rows.Close()
-			return fmt.Errorf("reading audit_events: %w", err)
-		}
-		if n := len(run); n > 0 && (e.PrevHash != run[n-1].Hash || e.ID != run[n-1].ID+1) {
-			all = append(all, run)
-			run = nil
-		}
-		run = append(run, e)
-	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading audit_events: %w", err)
-	}
-	if len(run) > 0 {
-		all = append(all, run)
-	}
 	w := newBlockWriter(ctx, tx, d)
-	for _, run := range all {
-		for _, b := range splitBlocks(run) {
+	var block []audit.Event
+	flush := func() error {
+		for _, b := range splitBlocks(block) {
 			if err := w.insert(b); err != nil {
 				return fmt.Errorf("writing audit blocks: %w", err)
 			}
 		}
+		block = block[:0]
+		return nil
 	}
-	_, err = tx.ExecContext(ctx, `DROP TABLE audit_events`)
+	after := int64(-1 << 63)
+	for {
+		page, err := readOldAuditPage(ctx, tx, after)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			if n := len(block); n > 0 && (e.PrevHash != block[n-1].Hash || e.ID != block[n-1].ID+1) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			block = append(block, e)
+			if len(block) == maxBlockEvents {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if len(page) < oldAuditPage {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DROP TABLE audit_events`)
 	return err
+}
+
+// oldAuditPage is how many audit_events rows the migration reads at once.
+const oldAuditPage = 4096
+
+// readOldAuditPage reads the next oldAuditPage rows of audit_events with
+// IDs above after, in ID order.
+func readOldAuditPage(ctx context.Context, tx *sql.Tx, after int64) ([]audit.Event, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, occurred_at, actor_kind, actor, client_ip, user_agent, action, resource, project,
+		outcome, reason, details, prev_hash, hash FROM audit_events WHERE id > $1 ORDER BY id LIMIT $2`, after, oldAuditPage)
+	if err != nil {
+		return nil, fmt.Errorf("reading audit_events: %w", err)
+	}
+	defer rows.Close()
+	var page []audit.Event
+	for rows.Next() {
+		e, err := scanOldAuditEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading audit_events: %w", err)
+		}
+		page = append(page, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading audit_events: %w", err)
+	}
+	return page, nil
 }
 
 // scanOldAuditEvent reads a row of audit_events as the store before

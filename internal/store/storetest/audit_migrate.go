@@ -20,8 +20,8 @@ import (
 type OldAuditOpenFunc func(t *testing.T) (raw *sql.DB, timeArg func(time.Time) any, open func(t *testing.T) store.Store)
 
 // oldAuditEvents is how many events RunAuditMigration stores the old way:
-// several blocks' worth.
-const oldAuditEvents = 2345
+// several blocks' worth, and more than the migration reads at once (4096).
+const oldAuditEvents = 4500
 
 // RunAuditMigration checks migration 0013 on trails stored the old way: an
 // intact trail moves into blocks and verifies, queries and appends as
@@ -84,6 +84,7 @@ func RunAuditMigration(t *testing.T, open OldAuditOpenFunc) {
 		{"details made invalid JSON", `UPDATE audit_events SET details = 'not json' WHERE id = 7`, 7, "altered"},
 		{"hash recomputed after an edit", "", 1201, "prevHash"},
 		{"event deleted", `DELETE FROM audit_events WHERE id = 2000`, 2000, "missing"},
+		{"event deleted at the migration's page boundary", `DELETE FROM audit_events WHERE id = 4097`, 4097, "missing"},
 		{"reordered", `UPDATE audit_events SET id = -1 WHERE id = 2; UPDATE audit_events SET id = 2 WHERE id = 3; UPDATE audit_events SET id = 3 WHERE id = -1`, 2, "prevHash"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
