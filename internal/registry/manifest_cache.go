@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultManifestCacheBytes is the manifest cache size customs serve
@@ -116,4 +117,31 @@ func (c *manifestCache) stats() manifestCacheStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return manifestCacheStats{Entries: c.ll.Len(), Bytes: c.used, Max: c.max, Hits: c.hits, Misses: c.misses}
+}
+
+// registerManifestCacheMetrics exposes c's counters and size on reg:
+// customs_registry_manifest_cache_hits_total and _misses_total (lookups,
+// each a pull of a manifest that is in the repository), _bytes (entries
+// plus their overhead) and _max_bytes (the bound). Each is read from a
+// snapshot of c when scraped.
+func registerManifestCacheMetrics(reg prometheus.Registerer, c *manifestCache) {
+	const prefix = "customs_registry_manifest_cache_"
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: prefix + "hits_total",
+			Help: "Manifest reads served from the in-memory manifest cache.",
+		}, func() float64 { return float64(c.stats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: prefix + "misses_total",
+			Help: "Manifest reads the in-memory manifest cache did not hold (read from the blob store).",
+		}, func() float64 { return float64(c.stats().Misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: prefix + "bytes",
+			Help: "Bytes the manifest cache holds, entries plus their bookkeeping.",
+		}, func() float64 { return float64(c.stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: prefix + "max_bytes",
+			Help: "The manifest cache's bound (registry.manifestCacheBytes).",
+		}, func() float64 { return float64(c.stats().Max) }),
+	)
 }

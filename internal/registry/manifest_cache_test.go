@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // cacheOf returns the manifest cache of e's handler.
@@ -411,5 +412,43 @@ func TestManifestCacheConcurrent(t *testing.T) {
 	}
 	if st := c.stats(); st.Bytes > 4<<10 {
 		t.Errorf("cache %+v over its bound", st)
+	}
+}
+
+// TestManifestCacheMetrics: the cache's hits, misses and size are on the
+// Prometheus registry given in Options.Metrics, and move with pulls.
+func TestManifestCacheMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, withManifestCache(1<<20), func(o *Options) { o.Metrics = reg })
+	im := e.pushImage("p/a", "v1", "one", nil)
+	value := func(name string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				m := mf.GetMetric()[0]
+				if c := m.GetCounter(); c != nil {
+					return c.GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return 0
+	}
+	const p = "customs_registry_manifest_cache_"
+	h0, m0 := value(p+"hits_total"), value(p+"misses_total")
+	for range 3 {
+		e.expect(e.do(req{method: "GET", path: "/v2/p/a/manifests/" + im.digest.String(), user: "admin"}), 200, "")
+	}
+	st := cacheOf(e).stats()
+	if h, m := value(p+"hits_total"), value(p+"misses_total"); h != float64(st.Hits) || m != float64(st.Misses) || h+m-h0-m0 != 3 || h <= h0 {
+		t.Errorf("hits %v (was %v), misses %v (was %v) after 3 pulls; the cache says %+v", h, h0, m, m0, st)
+	}
+	if b, max := value(p+"bytes"), value(p+"max_bytes"); b != float64(st.Bytes) || b < float64(len(im.manifest)) || max != 1<<20 {
+		t.Errorf("bytes %v, max_bytes %v; the cache says %+v", b, max, st)
 	}
 }

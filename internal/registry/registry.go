@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/customs-dev/customs/internal/apperr"
 	"github.com/customs-dev/customs/internal/auth"
@@ -178,6 +179,9 @@ type Options struct {
 	// serve's default). Whether a manifest is in the repository is always
 	// asked of Store: the cache only saves reading its bytes from Blobs.
 	ManifestCacheBytes int64
+	// Metrics, if set, receives the manifest cache's metrics (see
+	// registerManifestCacheMetrics).
+	Metrics prometheus.Registerer
 }
 
 // DefaultMaxManifestBytes is the manifest size limit when none is configured.
@@ -240,6 +244,9 @@ func New(o Options) http.Handler {
 	}
 	if h.maxManifest == 0 {
 		h.maxManifest = DefaultMaxManifestBytes
+	}
+	if o.Metrics != nil && h.manifests != nil {
+		registerManifestCacheMetrics(o.Metrics, h.manifests)
 	}
 	return h
 }

@@ -291,6 +291,7 @@ func (s *Server) routes() http.Handler {
 		MaxManifestBytes: s.cfg.Registry.MaxManifestBytes,
 		// Spares pulls the blob-store read of manifest bytes.
 		ManifestCacheBytes: s.cfg.Registry.ManifestCacheBytes,
+		Metrics:            s.metrics,
 		Events:             fanOut{registryaudit.New(s.Audit), scanOnPush{s.Scanner}},
 		// Project policies refuse pulls; an image none matches gets
 		// policy.registryDefault (allow unless configured otherwise).
