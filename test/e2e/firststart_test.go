@@ -85,6 +85,7 @@ func TestFirstStart(t *testing.T) {
 		`customs_http_response_bytes_total{[^}]*} [1-9]`,
 		`customs_storage_blobs [1-9]`,
 		`customs_storage_bytes [1-9][0-9]{2,}`,
+		`customs_registry_manifest_cache_max_bytes [1-9]`,
 	} {
 		if !regexp.MustCompile(series).Match(metrics) {
 			t.Errorf("/metrics has no series matching %s; it has:\n%s", series,
