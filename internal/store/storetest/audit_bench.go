@@ -56,7 +56,8 @@ const auditQueryEvents = 200_000
 // BenchAuditQuery measures the audit query API's filters over a trail of
 // 200,000 events (50 users pulling from 20 projects, one push in seven, one
 // event in 10,000 by a rare actor, one minute apart in time): one page of
-// 50, newest first, per operation, and the second page for the rare actor.
+// 50, newest first, per operation, and the second page for the rare actor;
+// and verify, a whole audit.VerifyStore of the trail per operation.
 func BenchAuditQuery(b *testing.B, open OpenFunc) {
 	s := open(b, time.Now)
 	ctx := context.Background()
@@ -115,4 +116,15 @@ func BenchAuditQuery(b *testing.B, open OpenFunc) {
 			}
 		})
 	}
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			rep, err := audit.VerifyStore(ctx, s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !rep.OK || rep.Events != auditQueryEvents {
+				b.Fatalf("verify: %v", rep)
+			}
+		}
+	})
 }
