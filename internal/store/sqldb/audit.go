@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"iter"
 	"strconv"
 	"strings"
@@ -323,9 +324,12 @@ func (m *auditMatcher) match(e *audit.Event) bool {
 // event in ID order, read from one snapshot (a read-only transaction:
 // REPEATABLE READ in PostgreSQL, a WAL snapshot in SQLite). A block that
 // does not decode is an *audit.BlockError naming its first ID, after the
-// events before it, and ends the sequence; a block whose recorded IDs or
-// times do not match its events is one with Index set, after its events,
-// and the sequence goes on.
+// events before it, and ends the sequence. A block whose recorded IDs or
+// times do not match its events, or whose audit_block_keys rows are not
+// exactly the keys of its events (a row missing, changed or added), is one
+// with Index set, after its events, and the sequence goes on; so are
+// audit_block_keys rows naming a first ID no block has, in ID order among
+// the blocks.
 func (db *DB) ScanAudit(ctx context.Context, fn func(c audit.Chain, events iter.Seq2[audit.Event, error]) error) error {
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
@@ -338,39 +342,138 @@ func (db *DB) ScanAudit(ctx context.Context, fn func(c audit.Chain, events iter.
 		return db.wrap(err)
 	}
 	events := func(yield func(audit.Event, error) bool) {
-		rows, err := tx.QueryContext(ctx, `SELECT `+blockColumns+` FROM audit_blocks ORDER BY first_id`)
+		rows, err := tx.QueryContext(ctx, trailQuery)
 		if err != nil {
 			yield(audit.Event{}, db.wrap(err))
 			return
 		}
 		defer rows.Close()
-		var events []audit.Event
+		var g trailGroup
+		g.seen = map[blockKey]struct{}{}
 		for rows.Next() {
-			b, err := scanBlock(rows)
+			r, err := scanTrailRow(rows)
 			if err != nil {
 				yield(audit.Event{}, db.wrap(err))
 				return
 			}
-			if events, err = audit.AppendDecoded(events[:0], b.data, b.prevHash); err != nil {
-				yield(audit.Event{}, &audit.BlockError{ID: b.firstID, Reason: "unreadable: " + err.Error()})
-				return
-			}
-			for _, e := range events {
-				if !yield(e, nil) {
+			if g.started && r.firstID != g.firstID {
+				if !g.emit(yield) {
 					return
 				}
+				g.reset()
 			}
-			if why := b.headerMismatch(events); why != "" {
-				if !yield(audit.Event{}, &audit.BlockError{ID: b.firstID, Reason: "block altered: " + why, Index: true}) {
-					return
-				}
-			}
+			g.add(r)
 		}
 		if err := rows.Err(); err != nil {
 			yield(audit.Event{}, db.wrap(err))
+			return
+		}
+		if g.started {
+			g.emit(yield)
 		}
 	}
 	return fn(c, events)
+}
+
+// trailQuery reads every block and every audit_block_keys row in one
+// query, ordered by first ID, so that each block arrives beside its key
+// rows (in no particular order among them). A block row has is_key 0 and
+// blockColumns; a key row has is_key 1, its kind and value in the columns
+// of prev_hash and data, and NULLs for the others. (One query, not two
+// read side by side: pgx runs one statement at a time on a connection, and
+// the snapshot is the transaction's.) The blocks arrive in their primary
+// key's order; the key rows, which no index orders by first_id, are
+// sorted, and the two are merged.
+const trailQuery = `SELECT first_id, 0 AS is_key, last_id, min_time, max_time, prev_hash, data FROM audit_blocks
+	UNION ALL
+	SELECT first_id, 1, NULL, NULL, NULL, kind, value FROM audit_block_keys
+	ORDER BY first_id`
+
+// trailRow is one row of trailQuery: a block or a key row.
+type trailRow struct {
+	firstID int64
+	isKey   bool
+	block   storedBlock
+	key     blockKey
+}
+
+// scanTrailRow reads one row of trailQuery.
+func scanTrailRow(rows *sql.Rows) (trailRow, error) {
+	var r trailRow
+	var isKey int64
+	var lastID sql.NullInt64
+	var minT, maxT time.Time
+	var a, b string
+	if err := rows.Scan(&r.firstID, &isKey, &lastID, nullTimeScan{&minT}, nullTimeScan{&maxT}, &a, &b); err != nil {
+		return r, err
+	}
+	r.isKey = isKey != 0
+	if r.isKey {
+		r.key = blockKey{kind: a, value: b}
+		return r, nil
+	}
+	r.block = storedBlock{firstID: r.firstID, lastID: lastID.Int64, minTime: minT, maxTime: maxT, prevHash: a, data: b}
+	return r, nil
+}
+
+// trailGroup gathers the rows of trailQuery with one first ID: at most one
+// block and its key rows. Its buffers are reused from group to group.
+type trailGroup struct {
+	started  bool
+	firstID  int64
+	hasBlock bool
+	block    storedBlock
+	keys     []blockKey
+	// Scratch space for emit.
+	events []audit.Event
+	want   []blockKey
+	seen   map[blockKey]struct{}
+}
+
+// add adds a row of the group's first ID (or starts the group with it).
+func (g *trailGroup) add(r trailRow) {
+	g.started, g.firstID = true, r.firstID
+	if r.isKey {
+		g.keys = append(g.keys, r.key)
+		return
+	}
+	g.hasBlock, g.block = true, r.block
+}
+
+// reset empties g for the next first ID.
+func (g *trailGroup) reset() {
+	g.started, g.hasBlock, g.block, g.keys = false, false, storedBlock{}, g.keys[:0]
+}
+
+// emit yields the group's events and what is wrong with its block (see
+// ScanAudit). It returns false when the sequence ends: yield asked to
+// stop, or the block does not decode.
+func (g *trailGroup) emit(yield func(audit.Event, error) bool) bool {
+	if !g.hasBlock {
+		return yield(audit.Event{}, &audit.BlockError{ID: g.firstID, Index: true, Reason: fmt.Sprintf(
+			"block altered: audit_block_keys has %d rows (%s) for a block of events from %d, but there is no such block",
+			len(g.keys), describeKey(g.keys[0]), g.firstID)})
+	}
+	b := &g.block
+	var err error
+	if g.events, err = audit.AppendDecoded(g.events[:0], b.data, b.prevHash); err != nil {
+		yield(audit.Event{}, &audit.BlockError{ID: b.firstID, Reason: "unreadable: " + err.Error()})
+		return false
+	}
+	for _, e := range g.events {
+		if !yield(e, nil) {
+			return false
+		}
+	}
+	why := b.headerMismatch(g.events)
+	if why == "" {
+		g.want = appendBlockKeys(g.want[:0], g.seen, g.events)
+		why = keysMismatch(g.want, g.keys)
+	}
+	if why != "" {
+		return yield(audit.Event{}, &audit.BlockError{ID: b.firstID, Reason: "block altered: " + why, Index: true})
+	}
+	return true
 }
 
 // PurgeAudit removes the longest run of oldest events all older than

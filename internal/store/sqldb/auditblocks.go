@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,8 +105,6 @@ func (w *blockWriter) insert(b auditBlock) error {
 	}
 	first, last := b.events[0], b.events[len(b.events)-1]
 	minT, maxT := first.Time, first.Time
-	clear(w.seen)
-	w.keys = w.keys[:0]
 	for _, e := range b.events {
 		if e.Time.Before(minT) {
 			minT = e.Time
@@ -113,11 +112,8 @@ func (w *blockWriter) insert(b auditBlock) error {
 		if e.Time.After(maxT) {
 			maxT = e.Time
 		}
-		w.addKey(keyActor, e.Actor)
-		w.addKey(keyProject, e.Project)
-		w.addKey(keyAction, e.Action)
-		w.addKey(keyOutcome, string(e.Outcome))
 	}
+	w.keys = appendBlockKeys(w.keys[:0], w.seen, b.events)
 	if _, err := w.tx.ExecContext(w.ctx,
 		`INSERT INTO audit_blocks (first_id, last_id, min_time, max_time, prev_hash, data) VALUES ($1, $2, $3, $4, $5, $6)`,
 		first.ID, last.ID, w.d.TimeArg(minT.UTC()), w.d.TimeArg(maxT.UTC()), first.PrevHash, string(b.data)); err != nil {
@@ -147,18 +143,86 @@ func (w *blockWriter) insert(b auditBlock) error {
 	return nil
 }
 
-// addKey adds a key row for the block being inserted unless value is
-// empty (queries never filter on an empty value) or it was added already.
-func (w *blockWriter) addKey(kind, value string) {
-	if value == "" {
-		return
+// appendBlockKeys appends to keys the audit_block_keys rows of a block of
+// events: each distinct non-empty actor, project, action and outcome
+// (queries never filter on an empty value), in the order they first
+// occur. seen is scratch space, cleared first.
+func appendBlockKeys(keys []blockKey, seen map[blockKey]struct{}, events []audit.Event) []blockKey {
+	clear(seen)
+	add := func(kind, value string) {
+		if value == "" {
+			return
+		}
+		k := blockKey{kind, value}
+		if _, dup := seen[k]; dup {
+			return
+		}
+		seen[k] = struct{}{}
+		keys = append(keys, k)
 	}
-	k := blockKey{kind, value}
-	if _, dup := w.seen[k]; dup {
-		return
+	for i := range events {
+		e := &events[i]
+		add(keyActor, e.Actor)
+		add(keyProject, e.Project)
+		add(keyAction, e.Action)
+		add(keyOutcome, string(e.Outcome))
 	}
-	w.seen[k] = struct{}{}
-	w.keys = append(w.keys, k)
+	return keys
+}
+
+// keysMismatch returns why stored, a block's audit_block_keys rows, are
+// not want, the keys of its events (appendBlockKeys), or "" when they are
+// the same set. It sorts both.
+func keysMismatch(want, stored []blockKey) string {
+	sortKeys(want)
+	sortKeys(stored)
+	var missing, extra []blockKey
+	i, j := 0, 0
+	for i < len(want) || j < len(stored) {
+		switch {
+		case j == len(stored) || i < len(want) && compareKeys(want[i], stored[j]) < 0:
+			missing = append(missing, want[i])
+			i++
+		case i == len(want) || compareKeys(want[i], stored[j]) > 0:
+			extra = append(extra, stored[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	var why []string
+	if len(missing) > 0 {
+		why = append(why, fmt.Sprintf("audit_block_keys lacks %s of its events%s (filtered queries would miss them)",
+			describeKey(missing[0]), more(len(missing))))
+	}
+	if len(extra) > 0 {
+		why = append(why, fmt.Sprintf("audit_block_keys lists %s%s, which none of its events has",
+			describeKey(extra[0]), more(len(extra))))
+	}
+	return strings.Join(why, "; ")
+}
+
+// more is " and n-1 more" for n > 1, else "".
+func more(n int) string {
+	if n > 1 {
+		return fmt.Sprintf(" and %d more", n-1)
+	}
+	return ""
+}
+
+// describeKey names a key row in messages: its kind and quoted value.
+func describeKey(k blockKey) string { return fmt.Sprintf("%s %q", k.kind, k.value) }
+
+// sortKeys sorts keys by kind, then value (bytewise).
+func sortKeys(keys []blockKey) { slices.SortFunc(keys, compareKeys) }
+
+// compareKeys orders keys by kind, then value (bytewise).
+func compareKeys(a, b blockKey) int {
+	if c := strings.Compare(a.kind, b.kind); c != 0 {
+		return c
+	}
+	return strings.Compare(a.value, b.value)
 }
 
 // deleteBlock removes the block starting at firstID and its keys.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"iter"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +22,10 @@ type SharedOpenFunc func(t testing.TB, now func() time.Time) (s store.Store, raw
 
 // RunAuditTamper checks that audit verification finds every edit, deletion
 // and reordering made directly in the database — to the blocks' data, as
-// an attacker with SQL would, to their recorded IDs and times, and to the
-// chain's head and anchor — naming the first broken event, and that
+// an attacker with SQL would, to their recorded IDs and times, to their
+// audit_block_keys rows, and to the chain's head and anchor — naming the
+// first broken event (or, for a block's IDs, times or keys, the block's
+// first ID, if no event is broken), and that
 // appenders on several store handles at once still build one valid chain.
 //
 // The trail tampered with is five events an hour apart appended in two
@@ -57,12 +60,40 @@ func RunAuditTamper(t *testing.T, open SharedOpenFunc) {
 				t.Errorf("%s: broken at %d (%s), want event %d and a reason mentioning %q",
 					tc.name, rep.Broken.ID, rep.Broken.Reason, tc.wantID, tc.wantReason)
 			}
+			if strings.Contains(tc.wantReason, "block altered") {
+				checkIndexOnly(t, s, len(events))
+			}
 		})
 	}
 	t.Run("concurrent appenders on several handles", func(t *testing.T) {
 		t.Parallel()
 		testAuditConcurrentHandles(t, open)
 	})
+}
+
+// checkIndexOnly checks that a reader skipping audit.IndexOnly errors, as
+// export does, still reads all n events and meets no other error: a
+// tampered block description or key row loses no event.
+func checkIndexOnly(t *testing.T, s store.Store, n int) {
+	t.Helper()
+	var got, skipped int
+	err := s.ScanAudit(context.Background(), func(_ audit.Chain, events iter.Seq2[audit.Event, error]) error {
+		for _, err := range events {
+			if audit.IndexOnly(err) {
+				skipped++
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			got++
+		}
+		return nil
+	})
+	ok(t, err)
+	if got != n || skipped == 0 {
+		t.Errorf("skipping index mismatches: %d events and %d mismatches read, want %d events and some mismatch", got, skipped, n)
+	}
 }
 
 // tamperEvents are five events an hour apart.
@@ -364,6 +395,70 @@ var tamperCases = []struct {
 			exec(t, raw, `UPDATE audit_blocks SET min_time = max_time WHERE first_id = 1`)
 		},
 		wantID: 1, wantReason: "block altered",
+	},
+	{
+		name: "key row deleted",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			// `audit query --actor user2` would no longer find event 2.
+			exec(t, raw, `DELETE FROM audit_block_keys WHERE kind = 'actor' AND value = 'user2' AND first_id = 1`)
+		},
+		wantID: 1, wantReason: `block altered: audit_block_keys lacks actor "user2"`,
+	},
+	{
+		name: "key row's value changed",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			exec(t, raw, `UPDATE audit_block_keys SET value = 'q' WHERE kind = 'project' AND value = 'p' AND first_id = 4`)
+		},
+		wantID: 4, wantReason: `lacks project "p" of its events (filtered queries would miss them); audit_block_keys lists project "q"`,
+	},
+	{
+		name: "key row added for a block",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			exec(t, raw, `INSERT INTO audit_block_keys (kind, value, first_id) VALUES ('actor', 'mallory', 4)`)
+		},
+		wantID: 4, wantReason: `block altered: audit_block_keys lists actor "mallory", which none of its events has`,
+	},
+	{
+		name: "key row for no block, between blocks",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			exec(t, raw, `INSERT INTO audit_block_keys (kind, value, first_id) VALUES ('actor', 'mallory', 2)`)
+		},
+		wantID: 2, wantReason: "no such block",
+	},
+	{
+		name: "key row for no block, after the last",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			exec(t, raw, `INSERT INTO audit_block_keys (kind, value, first_id) VALUES ('outcome', 'success', 9)`)
+		},
+		wantID: 9, wantReason: `audit_block_keys has 1 rows (outcome "success") for a block of events from 9, but there is no such block`,
+	},
+	{
+		name: "key rows of a block deleted and an event of an earlier block edited",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			// The edited event is named, not the block whose keys are gone.
+			exec(t, raw, `DELETE FROM audit_block_keys WHERE first_id = 4`,
+				`UPDATE audit_blocks SET data = replace(data, '5:user3', '5:eve03') WHERE first_id = 1`)
+		},
+		wantID: 3, wantReason: "altered",
+	},
+	{
+		name: "key row deleted and an event of a later block edited",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			exec(t, raw, `DELETE FROM audit_block_keys WHERE kind = 'actor' AND value = 'user1'`,
+				`UPDATE audit_blocks SET data = replace(data, '5:user5', '5:eve05') WHERE first_id = 4`)
+		},
+		wantID: 5, wantReason: "altered",
+	},
+	{
+		name: "key row for no block and an event deleted",
+		tamper: func(t *testing.T, raw *sql.DB, _ []audit.Event) {
+			b := readBlock(t, raw, 4)
+			b.removeRecord(t, 5)
+			b.lastID = 4
+			writeBlock(t, raw, 4, b)
+			exec(t, raw, `INSERT INTO audit_block_keys (kind, value, first_id) VALUES ('actor', 'mallory', 2)`)
+		},
+		wantID: 5, wantReason: "missing",
 	},
 	{
 		name: "oldest events deleted and the anchor moved without a purge",
