@@ -196,7 +196,9 @@ func FuzzDecodeRecords(f *testing.F) {
 	})
 }
 
-func BenchmarkDecodeRecords(b *testing.B) {
+// benchBlock is the data of a block of 1,000 pulls by one developer, for
+// the decoding benchmarks.
+func benchBlock() string {
 	events := make([]audit.Event, 1000)
 	for i := range events {
 		events[i] = audit.Event{
@@ -207,6 +209,11 @@ func BenchmarkDecodeRecords(b *testing.B) {
 		}
 	}
 	data, _ := chainBlock(audit.GenesisHash, events)
+	return data
+}
+
+func BenchmarkDecodeRecords(b *testing.B) {
+	data := benchBlock()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var dst []audit.Event
@@ -247,16 +254,7 @@ func TestAppendDecodedLazy(t *testing.T) {
 }
 
 func BenchmarkDecodeRecordsLazy(b *testing.B) {
-	events := make([]audit.Event, 1000)
-	for i := range events {
-		events[i] = audit.Event{
-			ID: int64(i + 1), Time: time.Unix(1_700_000_000, int64(i)*1000), ActorKind: audit.ActorUser, Actor: "developer",
-			ClientIP: "192.0.2.10", UserAgent: "containers/5.29.2", Action: "artifact.pull",
-			Resource: fmt.Sprintf("repository:library/debian@sha256:%064x", i), Project: "library",
-			Outcome: audit.Success, Details: map[string]string{"tag": "bookworm"},
-		}
-	}
-	data, _ := chainBlock(audit.GenesisHash, events)
+	data := benchBlock()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var dst []audit.Event
@@ -325,16 +323,7 @@ func FuzzRecordSpans(f *testing.F) {
 }
 
 func BenchmarkRecordSpans(b *testing.B) {
-	events := make([]audit.Event, 1000)
-	for i := range events {
-		events[i] = audit.Event{
-			ID: int64(i + 1), Time: time.Unix(1_700_000_000, int64(i)*1000), ActorKind: audit.ActorUser, Actor: "developer",
-			ClientIP: "192.0.2.10", UserAgent: "containers/5.29.2", Action: "artifact.pull",
-			Resource: fmt.Sprintf("repository:library/debian@sha256:%064x", i), Project: "library",
-			Outcome: audit.Success, Details: map[string]string{"tag": "bookworm"},
-		}
-	}
-	data, _ := chainBlock(audit.GenesisHash, events)
+	data := benchBlock()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var spans []audit.RecordSpan

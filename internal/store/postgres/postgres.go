@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -78,7 +79,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 		_ = pool.Close()
 		return nil, fmt.Errorf("postgres: connecting to %s:%d/%s: %w", cfg.Host, cfg.Port, cfg.Database, err)
 	}
-	if err := migrate(ctx, pool, logger); err != nil {
+	if err := migrate(ctx, pool, logger, 0); err != nil {
 		_ = pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
@@ -95,7 +96,10 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 // while separate schemas (tests) do not wait for each other.
 const lockKey = `hashtextextended('customs.schema_migrations.' || current_schema(), 0)`
 
-func migrate(ctx context.Context, pool *sql.DB, logger *slog.Logger) (err error) {
+// migrate applies the embedded migrations up to and including version
+// through (every one when through is 0; older versions build old schemas
+// in migration tests), under the schema's advisory lock.
+func migrate(ctx context.Context, pool *sql.DB, logger *slog.Logger, through int64) (err error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return err
@@ -103,6 +107,9 @@ func migrate(ctx context.Context, pool *sql.DB, logger *slog.Logger) (err error)
 	ms, err := sqldb.LoadMigrations(sub)
 	if err != nil {
 		return err
+	}
+	if through > 0 {
+		ms = slices.DeleteFunc(ms, func(m sqldb.Migration) bool { return m.Version > through })
 	}
 	conn, err := pool.Conn(ctx)
 	if err != nil {

@@ -4,14 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"io"
-	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/customs-dev/customs/internal/store"
-	"github.com/customs-dev/customs/internal/store/sqldb"
 	"github.com/customs-dev/customs/internal/store/storetest"
 )
 
@@ -27,28 +25,9 @@ func openOldAudit(t *testing.T) (*sql.DB, func(time.Time) any, func(t *testing.T
 	}
 	raw.SetMaxOpenConns(1)
 	t.Cleanup(func() { raw.Close() })
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
+	if err := migrate(ctx, raw, logger, 12); err != nil {
 		t.Fatal(err)
 	}
-	ms, err := sqldb.LoadMigrations(sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old []sqldb.Migration
-	for _, m := range ms {
-		if m.Version <= 12 {
-			old = append(old, m)
-		}
-	}
-	conn, err := raw.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqldb.Migrate(ctx, conn, dialect, old, logger); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
 	open := func(t *testing.T) store.Store {
 		t.Helper()
 		db, err := Open(ctx, path, logger)

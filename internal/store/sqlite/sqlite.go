@@ -80,7 +80,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	if err := migrate(ctx, write, logger); err != nil {
+	if err := migrate(ctx, write, logger, 0); err != nil {
 		_ = write.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
@@ -108,7 +108,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	return &DB{DB: db}, nil
 }
 
-func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+// migrate applies the embedded migrations up to and including version
+// through (every one when through is 0; older versions build old schemas
+// in migration tests).
+func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger, through int64) error {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return err
@@ -116,6 +119,9 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	ms, err := sqldb.LoadMigrations(sub)
 	if err != nil {
 		return err
+	}
+	if through > 0 {
+		ms = slices.DeleteFunc(ms, func(m sqldb.Migration) bool { return m.Version > through })
 	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
