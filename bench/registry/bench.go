@@ -70,6 +70,8 @@ type plan struct {
 	cred         credentials
 	digests      *digester
 	disk         *diskResult // when set, measured before each round of push 1 GiB ×1
+	memoryMode   memoryMode  // how memory is prepared before the disk baseline's and the disk-target row's timed writes
+	memory       *memoryPrep // prepares memory before the baseline's and the disk-target row's timed writes; nil: nothing
 	log          io.Writer   // progress lines
 	started      time.Time   // start of the run, for progress lines
 }
@@ -146,11 +148,19 @@ func clients(ctx context.Context, srv *server, base *http.Transport, n int, cred
 	return append(out, rest...), nil
 }
 
-// measured runs fn while sampling srv's RSS and adds the result to r.
-func (p *plan) measured(ctx context.Context, srv *server, r *row, fn opFunc) error {
+// measured runs fn while sampling srv's RSS and adds the result to r. With
+// prepare set (only for rows at concurrency 1) the operations run one after
+// the other, each after an untimed call of prepare.
+func (p *plan) measured(ctx context.Context, srv *server, r *row, prepare func() error, fn opFunc) error {
 	fmt.Fprintf(p.log, "[%6.1fs] %-24s %-16s round %d\n", time.Since(p.started).Seconds(), r.name(), srv.spec.label, len(r.results[srv.spec.label])+1)
 	rss := startRSS(srv.pid(), 20*time.Millisecond)
-	res, err := runOps(ctx, r.conc, r.ops, fn)
+	var res result
+	var err error
+	if prepare != nil && r.conc == 1 {
+		res, err = runPrepared(ctx, r.ops, prepare, fn)
+	} else {
+		res, err = runOps(ctx, r.conc, r.ops, fn)
+	}
 	res.peakRSS, res.cpu = rss.finish()
 	if err != nil {
 		return fmt.Errorf("%s against %s: %w", r.name(), srv.spec.label, err)
@@ -197,7 +207,7 @@ func (p *plan) runBlobGroup(ctx context.Context, group int, size int64, conc int
 	for round := range rounds {
 		if p.disk != nil && size == diskTargetSize && conc == 1 {
 			fmt.Fprintf(p.log, "[%6.1fs] disk baseline: %s sequential write + fsync\n", time.Since(p.started).Seconds(), formatSize(size))
-			d, err := measureDisk(p.workDir, size, 1)
+			d, err := measureDisk(p.workDir, size, 1, p.memory.prepare)
 			if err != nil {
 				return nil, err
 			}
@@ -237,7 +247,12 @@ func (p *plan) blobRound(ctx context.Context, order int, push, pull *row, specs 
 			if err := cls[0].pullBlob(ctx, blobRepo, warm, buf[0], true); err != nil {
 				return fmt.Errorf("warm-up pull from %s: %w", spec.label, err)
 			}
-			if err := p.measured(ctx, srv, push, func(ctx context.Context, w, i int) (int64, error) {
+			// The disk-target row's pushes meet memory as the baseline does.
+			var prepare func() error
+			if p.memory != nil && size == diskTargetSize && conc == 1 {
+				prepare = p.memory.prepare
+			}
+			if err := p.measured(ctx, srv, push, prepare, func(ctx context.Context, w, i int) (int64, error) {
 				return specs[i].size, cls[w].pushBlob(ctx, blobRepo, specs[i])
 			}); err != nil {
 				return err
@@ -247,7 +262,7 @@ func (p *plan) blobRound(ctx context.Context, order int, push, pull *row, specs 
 			if cls, err = clients(ctx, srv, base, min(conc, n), p.cred, blobRepo); err != nil {
 				return err
 			}
-			if err := p.measured(ctx, srv, pull, func(ctx context.Context, w, i int) (int64, error) {
+			if err := p.measured(ctx, srv, pull, nil, func(ctx context.Context, w, i int) (int64, error) {
 				return specs[i].size, cls[w].pullBlob(ctx, blobRepo, specs[i], buf[w], false)
 			}); err != nil {
 				return err
@@ -353,7 +368,7 @@ func (p *plan) runManifestGroup(ctx context.Context, group int) ([]*row, error) 
 					if err := c.manifestRequest(ctx, method, manifestRepo, manifestTag, mDigest, int64(len(manifest))); err != nil {
 						return fmt.Errorf("%s against %s: %w", r.name(), spec.label, err)
 					}
-					if err := p.measured(ctx, srv, r, func(ctx context.Context, w, i int) (int64, error) {
+					if err := p.measured(ctx, srv, r, nil, func(ctx context.Context, w, i int) (int64, error) {
 						return 0, cls[w].manifestRequest(ctx, method, manifestRepo, manifestTag, mDigest, int64(len(manifest)))
 					}); err != nil {
 						return err

@@ -29,13 +29,21 @@ func (d diskResult) median() float64 {
 // what `dd if=SRC of=FILE bs=1M count=N conv=fsync` measures. The source is a
 // pre-generated pseudo-random buffer, so neither generation nor a zero page
 // detector on the virtual disk flatters or penalises the result.
-func measureDisk(dir string, size int64, runs int) (diskResult, error) {
+//
+// prepare, when not nil, runs (untimed) before each timed write; the
+// O_DIRECT reference writes do not use the page cache and get none.
+func measureDisk(dir string, size int64, runs int, prepare func() error) (diskResult, error) {
 	src, err := diskSource()
 	if err != nil {
 		return diskResult{}, err
 	}
 	res := diskResult{size: size}
 	for range runs {
+		if prepare != nil {
+			if err := prepare(); err != nil {
+				return res, fmt.Errorf("disk baseline: %w", err)
+			}
+		}
 		rate, err := timeWrite(dir, src, size, 0)
 		if err != nil {
 			return res, fmt.Errorf("disk baseline: %w", err)

@@ -49,6 +49,7 @@ type options struct {
 	out          string
 	tolerance    float64
 	disk         string
+	memory       string
 	cacheDir     string
 }
 
@@ -95,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "also write the Markdown report to this file")
 	fs.Float64Var(&o.tolerance, "tolerance", 0.05, "shortfall below the baseline still counted as matching")
 	fs.StringVar(&o.disk, "disk", "auto", "disk baseline: auto (before each round of push 1 GiB ×1, if it runs), always (also 3 runs up front otherwise), never")
+	fs.StringVar(&o.memory, "memory", string(memoryReused), "memory state for the disk baseline and the push 1 GiB ×1 row, prepared before each timed write: reused (right after an untimed write and removal of a scratch file of the same size), settled (once the VM's free page reporting is idle), as-is")
 	fs.StringVar(&o.cacheDir, "cache-dir", cache, "where generated-blob digests are cached (empty: no cache)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -181,6 +183,11 @@ func buildPlan(o *options, log io.Writer) (*plan, error) {
 	if o.disk != "auto" && o.disk != "always" && o.disk != "never" {
 		return nil, fmt.Errorf("-disk %q: want auto, always or never", o.disk)
 	}
+	mode, err := parseMemoryMode(o.memory)
+	if err != nil {
+		return nil, err
+	}
+	p.memoryMode = mode
 	if !p.blobs && !p.manifests {
 		return nil, errors.New("nothing to run: -blobs=false and -manifests=false")
 	}
@@ -228,11 +235,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := warmDisk(p.workDir, diskTargetSize); err != nil {
 			return fmt.Errorf("disk warm-up: %w", err)
 		}
+		if p.memoryMode != memoryAsIs {
+			if p.memory, err = newMemoryPrep(p.memoryMode, p.workDir, diskTargetSize); err != nil {
+				return err
+			}
+		}
 		if p.blobs && slices.Contains(p.sizes, diskTargetSize) && slices.Contains(p.concs, 1) {
 			p.disk = &diskResult{size: diskTargetSize}
 		} else if o.disk == "always" {
 			fmt.Fprintf(stderr, "disk baseline: 3 × %s sequential write + fsync in %s\n", formatSize(diskTargetSize), p.workDir)
-			d, err := measureDisk(p.workDir, diskTargetSize, 3)
+			d, err := measureDisk(p.workDir, diskTargetSize, 3, p.memory.prepare)
 			if err != nil {
 				return err
 			}
@@ -263,6 +275,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.rows = append(append(rep.rows, pushes...), pulls...)
 	}
 	rep.disk = p.disk
+	rep.memory = p.memoryMode
 	rep.header = environment(p, o, started)
 	rep.notes = notes(p)
 

@@ -98,6 +98,31 @@ func runOps(ctx context.Context, conc, n int, op opFunc) (result, error) {
 	return r, nil
 }
 
+// runPrepared runs n operations one after the other, calling prepare
+// (untimed) before each: the row's wall time is the sum of the operations'
+// own times. The first error stops the rest and is returned.
+func runPrepared(ctx context.Context, n int, prepare func() error, op opFunc) (result, error) {
+	r := result{ops: n, lat: make([]time.Duration, n)}
+	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return result{}, err
+		}
+		if err := prepare(); err != nil {
+			return result{}, fmt.Errorf("before operation %d: %w", i, err)
+		}
+		t0 := time.Now()
+		sz, err := op(ctx, 0, i)
+		r.lat[i] = time.Since(t0)
+		if err != nil {
+			return result{}, fmt.Errorf("operation %d: %w", i, err)
+		}
+		r.wall += r.lat[i]
+		r.bytes += sz
+	}
+	slices.Sort(r.lat)
+	return r, nil
+}
+
 // summary is one server's figures for a row over all its rounds: the median
 // of each metric across rounds, and the largest peak RSS.
 type summary struct {

@@ -26,6 +26,7 @@ type report struct {
 	labels    []string // servers; labels[0] is the subject, labels[1] the baseline
 	rows      []*row
 	disk      *diskResult // nil when not measured
+	memory    memoryMode  // how memory was prepared for the disk baseline and the disk-target row
 	tolerance float64     // allowed shortfall before a row counts as slower
 	header    []string    // environment and method lines, printed as a list
 	notes     []string    // printed after the table
@@ -267,11 +268,19 @@ func (r *report) diskTarget() (target, bool) {
 		return target{}, false
 	}
 	return target{
-		name: fmt.Sprintf("%s pushes one %s blob at ≥ %.0f%% of the disk's sequential fsync'd write (%s)",
-			r.labels[0], formatSize(diskTargetSize), diskTarget*100, formatRate(r.disk.median(), true)),
+		name: fmt.Sprintf("%s pushes one %s blob at ≥ %.0f%% of the disk's sequential fsync'd write (%s%s)",
+			r.labels[0], formatSize(diskTargetSize), diskTarget*100, formatRate(r.disk.median(), true), memoryNote(r.memory)),
 		met:    met,
 		detail: strings.Join(parts, "; "),
 	}, true
+}
+
+// memoryNote names the memory state of the disk comparison, if prepared.
+func memoryNote(m memoryMode) string {
+	if m == "" || m == memoryAsIs {
+		return ""
+	}
+	return ", memory " + string(m)
 }
 
 // markdown writes the report: environment, the results table, targets, notes.
@@ -287,6 +296,9 @@ func (r *report) markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "- disk baseline: sequential %s write + fsync (what dd bs=1M conv=fsync measures), same filesystem, after an untimed warm-up write, median %s (runs: %s MB/s)\n",
 			formatSize(r.disk.size), formatRate(r.disk.median(), true), strings.Join(runs, ", "))
+		if r.memory != "" {
+			fmt.Fprintf(w, "- %s\n", r.memory.describe())
+		}
 		if len(r.disk.direct) > 0 {
 			direct := make([]string, len(r.disk.direct))
 			for i, v := range r.disk.direct {

@@ -198,9 +198,13 @@ func TestMarkdown(t *testing.T) {
 }
 
 func TestMeasureDisk(t *testing.T) {
-	d, err := measureDisk(t.TempDir(), 8<<20, 2)
+	prepared := 0
+	d, err := measureDisk(t.TempDir(), 8<<20, 2, func() error { prepared++; return nil })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepared != 2 {
+		t.Errorf("prepare ran %d times for 2 runs", prepared)
 	}
 	if len(d.runs) != 2 || d.median() <= 0 || d.size != 8<<20 {
 		t.Fatalf("got %+v", d)
