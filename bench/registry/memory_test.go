@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,5 +128,41 @@ func TestMemoryPrepReused(t *testing.T) {
 	var none *memoryPrep
 	if err := none.prepare(); err != nil {
 		t.Errorf("nil preparation: %v", err)
+	}
+}
+
+func TestReceiveFloor(t *testing.T) {
+	const size = 5<<20 + 123 // not a multiple of the buffers
+	f, err := os.Create(filepath.Join(t.TempDir(), "floor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n, sum, err := receiveFloor(newStream(7, size), f)
+	if err != nil || n != size {
+		t.Fatalf("receiveFloor: %d bytes, %v", n, err)
+	}
+	want := sha256.New()
+	if _, err := io.Copy(want, newStream(7, size)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sum, want.Sum(nil)) {
+		t.Error("digest differs from the content's")
+	}
+	written, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, _ := io.ReadAll(newStream(7, size))
+	if !bytes.Equal(written, content) {
+		t.Error("file differs from the content")
+	}
+}
+
+func TestMeasureFloor(t *testing.T) {
+	prepared := 0
+	rate, err := measureFloor(t.TempDir(), 8<<20, func() error { prepared++; return nil })
+	if err != nil || rate <= 0 || prepared != 1 {
+		t.Errorf("measureFloor: %.0f MB/s, %v, prepared %d times", rate, err, prepared)
 	}
 }

@@ -275,6 +275,15 @@ func (r *report) diskTarget() (target, bool) {
 	}, true
 }
 
+// joinRates formats MB/s figures for a list of runs.
+func joinRates(v []float64) string {
+	out := make([]string, len(v))
+	for i, x := range v {
+		out[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(out, ", ")
+}
+
 // memoryNote names the memory state of the disk comparison, if prepared.
 func memoryNote(m memoryMode) string {
 	if m == "" || m == memoryAsIs {
@@ -307,6 +316,11 @@ func (r *report) markdown(w io.Writer) {
 			fmt.Fprintf(w, "- for reference, the same writes with O_DIRECT (the device without the page cache), each right after its baseline run: median %s (runs: %s MB/s)\n",
 				formatRate(median(slices.Clone(r.disk.direct)), true), strings.Join(direct, ", "))
 		}
+	}
+	if r.disk != nil && len(r.disk.floor) > 0 && r.disk.median() > 0 {
+		fl := median(slices.Clone(r.disk.floor))
+		fmt.Fprintf(w, "- for reference, the floor of a push here: the same size sent over loopback TCP by a goroutine in 64 KiB writes, received in 256 KiB buffers that one goroutine SHA-256 hashes while another writes them (writeback started every 8 MiB), then fsync; no HTTP, no registry: median %s = %.0f%% of the baseline (runs: %s MB/s)\n",
+			formatRate(fl, true), fl/r.disk.median()*100, joinRates(r.disk.floor))
 	}
 	fmt.Fprintln(w)
 	r.table(w)
