@@ -213,11 +213,11 @@ func (p *plan) runBlobGroup(ctx context.Context, group int, size int64, conc int
 			}
 			p.disk.runs = append(p.disk.runs, d.runs...)
 			p.disk.direct = append(p.disk.direct, d.direct...)
-			floor, err := measureFloor(p.workDir, size, p.memory.prepare)
+			bare, err := measureBarePush(p.workDir, size, p.memory.prepare)
 			if err != nil {
 				return nil, err
 			}
-			p.disk.floor = append(p.disk.floor, floor)
+			p.disk.bare = append(p.disk.bare, bare)
 		}
 		if err := p.blobRound(ctx, group+round, push, pull, specs, warm[0]); err != nil {
 			return nil, err

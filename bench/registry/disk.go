@@ -17,9 +17,9 @@ type diskResult struct {
 	// O_DIRECT (the device without the page cache), one per run; empty
 	// where O_DIRECT is not available.
 	direct []float64
-	// floor holds, for reference, the MB/s of the least work a push must
-	// do here (measureFloor), one per run; empty where not measured.
-	floor []float64
+	// bare holds, for reference, the MB/s of a bare push pipeline
+	// (measureBarePush), one per run; empty where not measured.
+	bare []float64
 }
 
 // median returns the median MB/s over the runs.

@@ -131,16 +131,16 @@ func TestMemoryPrepReused(t *testing.T) {
 	}
 }
 
-func TestReceiveFloor(t *testing.T) {
+func TestReceiveBare(t *testing.T) {
 	const size = 5<<20 + 123 // not a multiple of the buffers
-	f, err := os.Create(filepath.Join(t.TempDir(), "floor"))
+	f, err := os.Create(filepath.Join(t.TempDir(), "bare"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	n, sum, err := receiveFloor(newStream(7, size), f)
+	n, sum, err := receiveBare(newStream(7, size), f)
 	if err != nil || n != size {
-		t.Fatalf("receiveFloor: %d bytes, %v", n, err)
+		t.Fatalf("receiveBare: %d bytes, %v", n, err)
 	}
 	want := sha256.New()
 	if _, err := io.Copy(want, newStream(7, size)); err != nil {
@@ -159,10 +159,10 @@ func TestReceiveFloor(t *testing.T) {
 	}
 }
 
-func TestMeasureFloor(t *testing.T) {
+func TestMeasureBarePush(t *testing.T) {
 	prepared := 0
-	rate, err := measureFloor(t.TempDir(), 8<<20, func() error { prepared++; return nil })
+	rate, err := measureBarePush(t.TempDir(), 8<<20, func() error { prepared++; return nil })
 	if err != nil || rate <= 0 || prepared != 1 {
-		t.Errorf("measureFloor: %.0f MB/s, %v, prepared %d times", rate, err, prepared)
+		t.Errorf("measureBarePush: %.0f MB/s, %v, prepared %d times", rate, err, prepared)
 	}
 }
