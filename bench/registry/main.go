@@ -110,6 +110,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 // buildPlan turns options into a plan, checking every value.
 func buildPlan(o *options, log io.Writer) (*plan, error) {
 	p := &plan{blobs: o.blobs, manifests: o.manifests, opsOverride: o.ops, quick: o.quick, log: log}
+	mode, err := parseMemoryMode(o.memory)
+	if err != nil {
+		return nil, err
+	}
+	p.memoryMode = mode
 	kinds := strings.Split(o.servers, ",")
 	if len(kinds) < 1 || len(kinds) > 2 {
 		return nil, fmt.Errorf("-servers %q: want one or two of customs, distribution", o.servers)
@@ -156,7 +161,6 @@ func buildPlan(o *options, log io.Writer) (*plan, error) {
 	p.sizes = slices.Compact(p.sizes)
 	slices.Sort(p.concs)
 	p.concs = slices.Compact(p.concs)
-	var err error
 	if p.maxRowBytes, err = parseSize(o.maxRowBytes); err != nil {
 		return nil, fmt.Errorf("-max-row-bytes: %w", err)
 	}
@@ -183,11 +187,6 @@ func buildPlan(o *options, log io.Writer) (*plan, error) {
 	if o.disk != "auto" && o.disk != "always" && o.disk != "never" {
 		return nil, fmt.Errorf("-disk %q: want auto, always or never", o.disk)
 	}
-	mode, err := parseMemoryMode(o.memory)
-	if err != nil {
-		return nil, err
-	}
-	p.memoryMode = mode
 	if !p.blobs && !p.manifests {
 		return nil, errors.New("nothing to run: -blobs=false and -manifests=false")
 	}

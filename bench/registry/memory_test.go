@@ -166,3 +166,13 @@ func TestMeasureBarePush(t *testing.T) {
 		t.Errorf("measureBarePush: %.0f MB/s, %v, prepared %d times", rate, err, prepared)
 	}
 }
+
+func TestMemoryFlag(t *testing.T) {
+	o, err := parseFlags([]string{"-memory", "warm", "-customs", os.Args[0]}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buildPlan(o, io.Discard); err == nil || !strings.Contains(err.Error(), `-memory "warm"`) {
+		t.Errorf("buildPlan with -memory warm: %v", err)
+	}
+}
