@@ -299,28 +299,21 @@ func (r *report) markdown(w io.Writer) {
 		fmt.Fprintf(w, "- %s\n", h)
 	}
 	if r.disk != nil && len(r.disk.runs) > 0 {
-		runs := make([]string, len(r.disk.runs))
-		for i, v := range r.disk.runs {
-			runs[i] = fmt.Sprintf("%.0f", v)
-		}
+		base := r.disk.median()
 		fmt.Fprintf(w, "- disk baseline: sequential %s write + fsync (what dd bs=1M conv=fsync measures), same filesystem, after an untimed warm-up write, median %s (runs: %s MB/s)\n",
-			formatSize(r.disk.size), formatRate(r.disk.median(), true), strings.Join(runs, ", "))
+			formatSize(r.disk.size), formatRate(base, true), joinRates(r.disk.runs))
 		if r.memory != "" {
 			fmt.Fprintf(w, "- %s\n", r.memory.describe())
 		}
 		if len(r.disk.direct) > 0 {
-			direct := make([]string, len(r.disk.direct))
-			for i, v := range r.disk.direct {
-				direct[i] = fmt.Sprintf("%.0f", v)
-			}
 			fmt.Fprintf(w, "- for reference, the same writes with O_DIRECT (the device without the page cache), each right after its baseline run: median %s (runs: %s MB/s)\n",
-				formatRate(median(slices.Clone(r.disk.direct)), true), strings.Join(direct, ", "))
+				formatRate(median(slices.Clone(r.disk.direct)), true), joinRates(r.disk.direct))
 		}
-	}
-	if r.disk != nil && len(r.disk.bare) > 0 && r.disk.median() > 0 {
-		fl := median(slices.Clone(r.disk.bare))
-		fmt.Fprintf(w, "- for reference, a bare push pipeline: the same size sent over loopback TCP by a goroutine in 64 KiB writes, received in 256 KiB buffers that one goroutine SHA-256 hashes while another writes them (writeback started every 8 MiB), then fsync; no HTTP, no registry: median %s = %.0f%% of the baseline (runs: %s MB/s)\n",
-			formatRate(fl, true), fl/r.disk.median()*100, joinRates(r.disk.bare))
+		if len(r.disk.bare) > 0 && base > 0 {
+			bare := median(slices.Clone(r.disk.bare))
+			fmt.Fprintf(w, "- for reference, a bare push pipeline: the same size sent over loopback TCP by a goroutine in 64 KiB writes, received in 256 KiB buffers that one goroutine SHA-256 hashes while another writes them (writeback started every 8 MiB), then fsync; no HTTP, no registry: median %s = %.0f%% of the baseline (runs: %s MB/s)\n",
+				formatRate(bare, true), bare/base*100, joinRates(r.disk.bare))
+		}
 	}
 	fmt.Fprintln(w)
 	r.table(w)

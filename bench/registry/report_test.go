@@ -197,6 +197,27 @@ func TestMarkdown(t *testing.T) {
 	}
 }
 
+func TestMarkdownDisk(t *testing.T) {
+	push := newRow(rowPush, 1<<30, 1, 3)
+	push.results["customs"] = res(700, 1500*time.Millisecond, 100<<20)
+	rep := &report{labels: []string{"customs"}, rows: []*row{push}, memory: memoryReused,
+		disk: &diskResult{size: 1 << 30, runs: []float64{900, 1000, 1100}, direct: []float64{600}, bare: []float64{500, 560}}}
+	var buf bytes.Buffer
+	rep.markdown(&buf)
+	out := buf.String()
+	for _, want := range []string{
+		"median 1000 MB/s (runs: 900, 1000, 1100 MB/s)",
+		"- memory reused: each timed write",
+		"O_DIRECT", "median 600 MB/s (runs: 600 MB/s)",
+		"a bare push pipeline", "median 530 MB/s = 53% of the baseline (runs: 500, 560 MB/s)",
+		"**NOT MET**: customs pushes one 1 GiB blob at ≥ 90% of the disk's sequential fsync'd write (1000 MB/s, memory reused) — customs 700 MB/s = 70%",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestMeasureDisk(t *testing.T) {
 	prepared := 0
 	d, err := measureDisk(t.TempDir(), 8<<20, 2, func() error { prepared++; return nil })
